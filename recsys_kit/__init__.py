@@ -1,0 +1,1 @@
+"""recsys_kit: recommender-system papers as RecBole citizens (models, samplers, data builders)."""

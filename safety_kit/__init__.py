@@ -1,0 +1,1 @@
+"""safety_kit: detectors as scikit-learn estimators over torch features."""

@@ -1,0 +1,151 @@
+"""The benchmark registry and runner behind ``make bench``, ``paperkits bench`` and the notebooks.
+
+A kit registers a :class:`Benchmark` under the ``paperkits.benchmarks`` entry-point group in
+``pyproject.toml``; its ``run(profile, seeds, out)`` returns a :class:`~shared.results.BenchmarkResult`.
+The runner seeds, times, measures memory, writes the JSON and skips results that are already there
+for the same profile and seeds (resumable ``make bench``) unless forced.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import click
+
+from shared.errors import ConfigError
+from shared.results import PROFILES, BenchmarkResult, PartialRows, read_results, results_path, write_results
+from shared.seeding import seed_everything
+
+ENTRY_POINT_GROUP = "paperkits.benchmarks"
+DEFAULT_SEEDS = {"quick": [0], "default": [0, 1, 2], "full": [0, 1, 2, 3, 4]}
+
+
+@dataclasses.dataclass(frozen=True)
+class Benchmark:
+    """A registered benchmark: ``run(profile, seeds, out) -> BenchmarkResult`` plus its defaults."""
+
+    name: str
+    kit: str
+    run: Callable[..., BenchmarkResult]
+    description: str = ""
+    seeds: dict[str, list[int]] = dataclasses.field(default_factory=lambda: dict(DEFAULT_SEEDS))
+
+    def default_seeds(self, profile: str) -> list[int]:
+        """The seeds this benchmark uses for ``profile`` unless the caller names others."""
+        return list(self.seeds.get(profile, DEFAULT_SEEDS[profile]))
+
+
+def discover() -> dict[str, Benchmark]:
+    """Every installed benchmark by name (importing only the modules that define them)."""
+    found: dict[str, Benchmark] = {}
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        spec = point.load()
+        if not isinstance(spec, Benchmark):
+            raise TypeError(f"entry point {point.value} must be a shared.benchmarks.Benchmark")
+        found[spec.name] = spec
+    return dict(sorted(found.items(), key=lambda item: (item[1].kit, item[0])))
+
+
+def declared() -> dict[str, str]:
+    """Benchmark name -> kit from the entry-point names alone (``kit.name``), without importing kits."""
+    out = {}
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        kit, _, name = point.name.partition(".")
+        out[name or kit] = kit
+    return out
+
+
+def select(names: Sequence[str]) -> list[str]:
+    """Expand ``all`` and kit names into benchmark names, keeping order; unknown names are a ConfigError."""
+    table = declared()
+    kits = {kit for kit in table.values()}
+    chosen: list[str] = []
+    for name in names or ["all"]:
+        if name == "all":
+            picked = list(table)
+        elif name in kits:
+            picked = [bench for bench, kit in table.items() if kit == name]
+        elif name in table:
+            picked = [name]
+        else:
+            raise ConfigError(f"unknown benchmark or kit {name!r}; known: {sorted(table) + sorted(kits)}")
+        chosen += [p for p in picked if p not in chosen]
+    return chosen
+
+
+def work_dir(out: str | Path, kit: str, name: str) -> Path:
+    """Scratch space of one benchmark (partial rows, checkpoints): ``<out>/<kit>/.work/<name>``."""
+    path = Path(out) / kit / ".work" / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def partial_rows(out: str | Path, kit: str, name: str, **signature: Any) -> PartialRows:
+    """A :class:`PartialRows` store for one benchmark; rows from a different ``signature`` are ignored."""
+    return PartialRows(work_dir(out, kit, name) / "rows.jsonl", signature=signature)
+
+
+def is_done(spec: Benchmark, profile: str, seeds: Sequence[int], out: str | Path) -> bool:
+    """True when a valid results file for the same profile and seeds already exists."""
+    path = results_path(out, spec.kit, spec.name)
+    if not path.exists():
+        return False
+    try:
+        data = read_results(path)
+    except Exception:  # an unreadable old file is simply redone
+        return False
+    return data["profile"] == profile and list(data["seeds"]) == list(seeds)
+
+
+def run_benchmark(spec: Benchmark, profile: str = "default", seeds: Sequence[int] | None = None,
+                  out: str | Path | None = None, force: bool = False) -> Path:
+    """Run one benchmark in this process and write its results JSON; returns the JSON's path."""
+    from shared.paths import results_dir
+
+    if profile not in PROFILES:
+        raise ConfigError(f"profile must be one of {list(PROFILES)}, got {profile!r}")
+    out = Path(out) if out is not None else results_dir()
+    seeds = list(seeds) if seeds else spec.default_seeds(profile)
+    path = results_path(out, spec.kit, spec.name)
+    if not force and is_done(spec, profile, seeds, out):
+        click.echo(f"[{spec.kit}/{spec.name}] up to date ({profile}, seeds {seeds}); use --force to redo", err=True)
+        return path
+    if force:
+        shutil.rmtree(Path(out) / spec.kit / ".work" / spec.name, ignore_errors=True)
+    kit_out = Path(out) / spec.kit
+    kit_out.mkdir(parents=True, exist_ok=True)
+    click.echo(f"[{spec.kit}/{spec.name}] running profile={profile} seeds={seeds}", err=True)
+    seed_everything(seeds[0])
+    start = time.perf_counter()
+    result = spec.run(profile=profile, seeds=seeds, out=kit_out)
+    elapsed = time.perf_counter() - start
+    if not isinstance(result, BenchmarkResult):
+        raise TypeError(f"benchmark {spec.name} returned {type(result).__name__}, expected BenchmarkResult")
+    written = write_results(result, out=out, profile=profile, seeds=seeds, wall_time_s=elapsed)
+    click.echo(f"[{spec.kit}/{spec.name}] wrote {written} in {elapsed:.1f}s", err=True)
+    return written
+
+
+def run_many(names: Sequence[str], profile: str, seeds: Sequence[int] | None, out: str | Path,
+             force: bool) -> list[str]:
+    """Run each benchmark in its own process (a crash or leak stays contained); returns the failures."""
+    failures = []
+    for name in select(names):
+        cmd = [sys.executable, "-m", "shared.cli", "bench", name, "--profile", profile, "--out", str(out),
+               "--no-report", "--in-process"]
+        if seeds:
+            cmd += ["--seeds", ",".join(str(s) for s in seeds)]
+        if force:
+            cmd.append("--force")
+        if subprocess.run(cmd).returncode != 0:
+            failures.append(name)
+            click.echo(f"[bench] {name} FAILED (see its output above)", err=True)
+    return failures

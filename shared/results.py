@@ -1,0 +1,291 @@
+"""The one writer and reader of benchmark results.
+
+A results file is ``results/<kit>/<benchmark>.json``. Benchmarks build a :class:`BenchmarkResult` (what
+they measured); :func:`write_results` adds the provenance (commit, date, machine, wall time, peak memory),
+aggregates per-seed rows into mean/std, validates, and writes atomically so an interrupted run never
+leaves a half-written or corrupted file behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from shared.errors import DataError
+
+SCHEMA_VERSION = 1
+PROFILES = ("quick", "default", "full")
+REQUIRED_KEYS = ("schema_version", "benchmark", "kit", "title", "profile", "seeds", "commit", "date",
+                 "machine", "config", "group_by", "rows", "aggregate", "wall_time_s", "peak_memory_mb")
+
+
+@dataclasses.dataclass
+class Figure:
+    """A figure written next to the results JSON; ``path`` is relative to the results JSON's folder."""
+
+    path: str
+    caption: str
+
+
+@dataclasses.dataclass
+class BenchmarkResult:
+    """What a benchmark measured. ``rows`` hold one dict per (group, seed), numbers as metrics.
+
+    ``group_by`` names the row keys that identify an arm (e.g. ``["dataset", "method"]``); every other
+    numeric key is a metric aggregated over seeds. ``headline_metric`` is drawn in the report's summary
+    figure; ``summary`` is the sentence the report shows under the table: say what the numbers mean,
+    including when the paper's claim does not reproduce.
+    """
+
+    benchmark: str
+    kit: str
+    title: str
+    rows: list[dict[str, Any]]
+    group_by: list[str]
+    config: dict[str, Any] = dataclasses.field(default_factory=dict)
+    headline_metric: str | None = None
+    lower_is_better: bool = False
+    table_metrics: list[str] | None = None  # which metrics the report's table shows (default: all)
+    summary: str = ""
+    datasets: list[str] = dataclasses.field(default_factory=list)
+    figures: list[Figure] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace`` (never a partial file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def git_commit(cwd: str | Path | None = None) -> dict[str, Any]:
+    """The current commit and whether the working tree has uncommitted changes (``unknown`` outside git)."""
+    from shared.paths import project_root
+
+    cwd = Path(cwd) if cwd else project_root()
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
+                                check=True, timeout=10).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                                capture_output=True, text=True, check=True, timeout=10).stdout
+        return {"commit": commit, "dirty": bool(status.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": "unknown", "dirty": None}
+
+
+def machine_info() -> dict[str, Any]:
+    """Enough about the machine to compare timings: CPU count, platform, Python and key library versions."""
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+    }
+    for module in ("numpy", "torch", "transformers", "recbole", "sklearn"):
+        mod = sys.modules.get(module)
+        if mod is not None:
+            info[module] = getattr(mod, "__version__", "?")
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        info["torch_threads"] = torch.get_num_threads()
+        info["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return info
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 1024.0 if sys.platform != "darwin" else rss / 2**20
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def aggregate_rows(rows: Sequence[dict[str, Any]], group_by: Sequence[str]) -> list[dict[str, Any]]:
+    """Mean, sample std, n, min and max of every numeric metric per group, in first-seen group order.
+
+    Non-finite values are kept out of the statistics but counted in ``n_nonfinite`` so a diverged seed
+    is visible rather than silently averaged.
+    """
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        missing = [key for key in group_by if key not in row]
+        if missing:
+            raise DataError(f"result row {row} lacks group key(s) {missing}")
+        groups.setdefault(tuple(row[key] for key in group_by), []).append(row)
+    out = []
+    skip = set(group_by) | {"seed"}
+    for key, members in groups.items():
+        metrics: dict[str, dict[str, float]] = {}
+        names = [k for k in members[0] if k not in skip]
+        for extra in members[1:]:
+            names += [k for k in extra if k not in skip and k not in names]
+        for name in names:
+            values = [m[name] for m in members if _is_number(m.get(name))]
+            if not values:
+                continue
+            finite = [float(v) for v in values if math.isfinite(v)]
+            stats: dict[str, float] = {"n": len(finite), "n_nonfinite": len(values) - len(finite)}
+            if finite:
+                mean = sum(finite) / len(finite)
+                var = sum((v - mean) ** 2 for v in finite) / (len(finite) - 1) if len(finite) > 1 else 0.0
+                stats.update(mean=mean, std=math.sqrt(var), min=min(finite), max=max(finite))
+            metrics[name] = stats
+        out.append({**dict(zip(group_by, key)), "metrics": metrics})
+    return out
+
+
+def results_path(out: str | Path, kit: str, benchmark: str) -> Path:
+    """``<out>/<kit>/<benchmark>.json``."""
+    return Path(out) / kit / f"{benchmark}.json"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if dataclasses.is_dataclass(value):
+        return dataclasses.asdict(value)
+    if hasattr(value, "tolist"):  # numpy scalars/arrays, torch tensors
+        return value.tolist()
+    raise TypeError(f"cannot serialise {type(value).__name__} in results")
+
+
+def _sanitise(value: Any) -> Any:
+    """JSON has no NaN/Inf: store them as strings so the file stays standard JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _sanitise(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_sanitise(v) for v in value]
+    return value
+
+
+def write_results(result: BenchmarkResult, *, out: str | Path, profile: str, seeds: Sequence[int],
+                  wall_time_s: float, peak_mb: float | None = None) -> Path:
+    """Validate ``result``, add provenance and aggregates, and write ``<out>/<kit>/<benchmark>.json``."""
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+    if not result.rows:
+        raise DataError(f"benchmark {result.benchmark!r} produced no result rows")
+    provenance = git_commit()
+    payload = {
+        "schema_version": SCHEMA_VERSION,
+        "benchmark": result.benchmark,
+        "kit": result.kit,
+        "title": result.title,
+        "summary": result.summary,
+        "profile": profile,
+        "seeds": list(seeds),
+        "commit": provenance["commit"],
+        "dirty": provenance["dirty"],
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "config": result.config,
+        "datasets": result.datasets,
+        "group_by": list(result.group_by),
+        "headline_metric": result.headline_metric,
+        "lower_is_better": result.lower_is_better,
+        "table_metrics": result.table_metrics,
+        "rows": result.rows,
+        "aggregate": aggregate_rows(result.rows, result.group_by),
+        "figures": [dataclasses.asdict(f) for f in result.figures],
+        "notes": result.notes,
+        "extra": result.extra,
+        "wall_time_s": round(float(wall_time_s), 3),
+        "peak_memory_mb": round(float(peak_mb if peak_mb is not None else peak_memory_mb()), 1),
+    }
+    text = json.dumps(_sanitise(payload), indent=2, default=_json_default, allow_nan=False)
+    return atomic_write_text(results_path(out, result.kit, result.benchmark), text + "\n")
+
+
+def read_results(path: str | Path) -> dict[str, Any]:
+    """Read and validate one results JSON; a clear :class:`DataError` names what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"results file {path} does not exist")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise DataError(f"results file {path} is not valid JSON: {err}") from err
+    if not isinstance(data, dict):
+        raise DataError(f"results file {path} must hold a JSON object")
+    missing = [key for key in REQUIRED_KEYS if key not in data]
+    if missing:
+        raise DataError(f"results file {path} lacks required key(s) {missing}")
+    if data["schema_version"] != SCHEMA_VERSION:
+        raise DataError(f"results file {path} has schema_version {data['schema_version']}, expected {SCHEMA_VERSION}")
+    return data
+
+
+def iter_results(out: str | Path) -> Iterable[tuple[Path, dict[str, Any]]]:
+    """Every valid results JSON under ``out`` (sorted by kit, then name)."""
+    for path in sorted(Path(out).glob("*/*.json")):
+        yield path, read_results(path)
+
+
+class PartialRows:
+    """Finished per-(arm, seed) rows of a running benchmark, appended to a JSONL file.
+
+    A benchmark interrupted half-way resumes from here: it asks :meth:`get` before running an arm and
+    :meth:`add` after. A truncated last line (a crash mid-write) is ignored.
+    """
+
+    def __init__(self, path: str | Path, signature: dict[str, Any] | None = None):
+        self.path = Path(path)
+        self.signature = json.dumps(signature or {}, sort_keys=True, default=str)
+        self._rows: dict[str, dict[str, Any]] = {}
+        if self.path.exists():
+            for line in self.path.read_text().splitlines():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if record.get("signature") == self.signature:
+                    self._rows[record["key"]] = record["row"]
+
+    @staticmethod
+    def _key(key: dict[str, Any]) -> str:
+        return json.dumps(key, sort_keys=True, default=str)
+
+    def get(self, **key: Any) -> dict[str, Any] | None:
+        """The stored row for this key, or ``None``."""
+        return self._rows.get(self._key(key))
+
+    def add(self, row: dict[str, Any], **key: Any) -> dict[str, Any]:
+        """Store ``row`` under ``key`` (flushed to disk immediately) and return it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        record = {"signature": self.signature, "key": self._key(key), "row": _sanitise(row)}
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(record, default=_json_default) + "\n")
+        self._rows[self._key(key)] = row
+        return row
+
+    def clear(self) -> None:
+        """Forget every stored row (used when a run is forced)."""
+        self.path.unlink(missing_ok=True)
+        self._rows.clear()

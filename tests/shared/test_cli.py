@@ -1,0 +1,43 @@
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from shared.cli import root
+
+KITS = ["recsys", "llm", "safety", "agents"]
+
+
+def test_root_help_lists_every_kit():
+    result = CliRunner().invoke(root, ["--help"])
+    assert result.exit_code == 0, result.output
+    for kit in KITS + ["bench", "report"]:
+        assert kit in result.output
+
+
+@pytest.mark.parametrize("kit", KITS)
+def test_kit_group_help(kit):
+    result = CliRunner().invoke(root, [kit, "--help"])
+    assert result.exit_code == 0, result.output
+    assert f"paperkits {kit}" in result.output or "Usage" in result.output
+
+
+def test_user_error_is_one_line_exit_2():
+    # through the installed console script, as a user would run it
+    proc = subprocess.run([sys.executable, "-m", "shared.cli", "bench", "nosuch"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: unknown benchmark or kit 'nosuch'")
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_seeds_is_user_error():
+    result = CliRunner().invoke(root, ["bench", "--seeds", "a,b"])
+    assert result.exit_code == 2
+    assert "--seeds must be comma-separated integers" in result.output
+
+
+def test_bench_list_runs():
+    result = CliRunner().invoke(root, ["bench", "--list"])
+    assert result.exit_code == 0, result.output

@@ -1,0 +1,29 @@
+from shared.report import build_report, format_stat
+from shared.results import write_results
+from tests.shared.test_results import sample_result
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_renders_table_and_headline_figure(tmp_path):
+    write_results(sample_result(), out=tmp_path, profile="quick", seeds=[0, 1], wall_time_s=2)
+    report = build_report(tmp_path)
+    text = report.read_text()
+    assert "## LLM training dynamics" in text
+    assert "### Demo benchmark" in text
+    assert "| method | acc | loss |" in text
+    assert "0.6 ± 0.14" in text  # mean ± sample std of method a
+    assert "b beats a." in text
+    figure = tmp_path / "llm" / "demo_headline.png"
+    assert figure.read_bytes()[:8] == PNG_MAGIC
+    assert "(llm/demo_headline.png)" in text
+    assert "(llm/demo_curve.png)" in text and "*a curve*" in text
+
+
+def test_empty_results_folder_says_so(tmp_path):
+    assert "No benchmark results yet" in build_report(tmp_path).read_text()
+
+
+def test_format_stat_single_seed_and_nonfinite():
+    assert format_stat({"mean": 1.23456, "std": 0.0, "n": 1}) == "1.235"
+    assert format_stat({"n": 0, "n_nonfinite": 2}) == "non-finite ×2"

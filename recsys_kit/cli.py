@@ -1,12 +1,15 @@
-"""`paperkits recsys …`: the recsys_kit command group."""
+"""`paperkits recsys …`: the recsys_kit command group; each paper's commands load lazily from its subpackage."""
 
 from __future__ import annotations
 
 import click
 
-from shared.cli import KitGroup
+from shared.cli import LazyKitGroup
+
+# command name -> "module:click object"; a paper adds its line here when it lands.
+PAPER_COMMANDS: dict[str, str] = {}
 
 
-@click.group(name="recsys", cls=KitGroup)
+@click.group(name="recsys", cls=LazyKitGroup, lazy_commands=PAPER_COMMANDS)
 def group() -> None:
     """Recommender systems: negative sampling zoo, DA-MRS, Transition², ECR (built on RecBole 1.2.1)."""

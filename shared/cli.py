@@ -6,6 +6,7 @@ User mistakes (any :class:`~shared.errors.PaperkitsError`) become one ``error: â
 from __future__ import annotations
 
 import functools
+import importlib
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -48,6 +49,32 @@ class KitGroup(click.Group):
             return super().invoke(ctx)
         except PaperkitsError as err:
             raise UserError(str(err)) from err
+
+
+class LazyKitGroup(KitGroup):
+    """A kit group whose paper commands are imported only when named.
+
+    ``lazy_commands`` maps a command name to ``"module:attribute"``; this keeps ``--help`` fast and lets
+    a kit group load without every paper's dependencies.
+    """
+
+    def __init__(self, *args: Any, lazy_commands: dict[str, str] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy_commands))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is not None or name not in self.lazy_commands:
+            return command
+        module_name, _, attribute = self.lazy_commands[name].partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as err:
+            raise UserError(f"'{name}' is not available: {err}") from err
+        return getattr(module, attribute)
 
 
 class LazyRootGroup(KitGroup):

@@ -1,12 +1,18 @@
 import subprocess
 import sys
 
+import click
 import pytest
 from click.testing import CliRunner
 
 from shared.cli import root
 
 KITS = ["recsys", "llm", "safety", "agents"]
+
+
+@click.command()
+def _hello() -> None:
+    click.echo("hi")
 
 
 def test_root_help_lists_every_kit():
@@ -41,3 +47,15 @@ def test_bad_seeds_is_user_error():
 def test_bench_list_runs():
     result = CliRunner().invoke(root, ["bench", "--list"])
     assert result.exit_code == 0, result.output
+
+
+def test_lazy_kit_group_loads_commands_on_demand():
+    from shared.cli import LazyKitGroup
+
+    group = LazyKitGroup(name="demo", lazy_commands={"hello": "tests.shared.test_cli:_hello", "gone": "no.such:cmd"})
+    assert group.list_commands(None) == ["gone", "hello"]
+    result = CliRunner().invoke(group, ["hello"])
+    assert result.exit_code == 0 and result.output.strip() == "hi"
+    result = CliRunner().invoke(group, ["gone"])
+    assert result.exit_code == 2 and "'gone' is not available" in result.output
+    assert isinstance(_hello, click.Command)

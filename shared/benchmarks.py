@@ -138,7 +138,9 @@ def run_many(names: Sequence[str], profile: str, seeds: Sequence[int] | None, ou
              force: bool) -> list[str]:
     """Run each benchmark in its own process (a crash or leak stays contained); returns the failures."""
     failures = []
-    for name in select(names):
+    chosen = select(names)
+    for index, name in enumerate(chosen, start=1):
+        click.echo(f"[bench {index}/{len(chosen)}] {name} (profile {profile})", err=True)
         cmd = [sys.executable, "-m", "shared.cli", "bench", name, "--profile", profile, "--out", str(out),
                "--no-report", "--in-process"]
         if seeds:

@@ -59,3 +59,10 @@ def test_lazy_kit_group_loads_commands_on_demand():
     result = CliRunner().invoke(group, ["gone"])
     assert result.exit_code == 2 and "'gone' is not available" in result.output
     assert isinstance(_hello, click.Command)
+
+
+def test_bench_with_nothing_selected_still_writes_report(tmp_path, monkeypatch):
+    monkeypatch.setattr("shared.benchmarks.select", lambda names: [])
+    result = CliRunner().invoke(root, ["bench", "all", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "REPORT.md").is_file()

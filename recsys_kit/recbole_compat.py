@@ -63,6 +63,14 @@ class _TrustedCheckpointTorch(types.ModuleType):
         return getattr(torch, name)
 
 
+def _cached_tensorboard(logger: Any) -> Any:
+    """RecBole's TensorBoard writer, placed in the paperkits cache instead of the working directory."""
+    from recbole.utils.utils import get_local_time
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(cache_dir("recbole", "tensorboard", f"model-{get_local_time()}")))
+
+
 def patch_graph_models() -> None:
     """Apply the SciPy and torch.load adaptations once (idempotent)."""
     global _PATCHED
@@ -74,6 +82,7 @@ def patch_graph_models() -> None:
     for model in (LightGCN, NGCF, NCL):
         model.get_norm_adj_mat = _get_norm_adj_mat
     trainer_module.torch = _TrustedCheckpointTorch()
+    trainer_module.get_tensorboard = _cached_tensorboard  # RecBole writes ./log_tensorboard otherwise
     _PATCHED = True
 
 

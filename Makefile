@@ -41,6 +41,8 @@ $(STAMP): pyproject.toml
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=23" "setuptools>=61,<81" wheel
 	$(PY) -m pip install --quiet -e ".[all,dev]"
+	@# setuptools leaves a build-time egg-info in the source tree; it would shadow the installed entry points
+	@rm -rf paperkits.egg-info
 	@# PyPI's torchvision does not match the pinned CPU torch and breaks transformers' imports: never keep it.
 	@$(PY) -m pip uninstall --quiet -y torchvision 2>/dev/null || true
 	@touch $(STAMP)

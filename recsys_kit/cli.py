@@ -7,7 +7,9 @@ import click
 from shared.cli import LazyKitGroup
 
 # command name -> "module:click object"; a paper adds its line here when it lands.
-PAPER_COMMANDS: dict[str, str] = {}
+PAPER_COMMANDS: dict[str, str] = {
+    "transition2": "recsys_kit.transition2.cli:group",
+}
 
 
 @click.group(name="recsys", cls=LazyKitGroup, lazy_commands=PAPER_COMMANDS)

@@ -7,7 +7,8 @@ import click
 from shared.cli import LazyKitGroup
 
 # command name -> "module:click object"; a paper adds its line here when it lands.
-PAPER_COMMANDS: dict[str, str] = {}
+PAPER_COMMANDS: dict[str, str] = {
+}
 
 
 @click.group(name="safety", cls=LazyKitGroup, lazy_commands=PAPER_COMMANDS)

@@ -1,0 +1,22 @@
+"""The benchmark's quick profile end to end through the shared runner."""
+
+from __future__ import annotations
+
+import pytest
+
+from recsys_kit.transition2.bench import BENCHMARK
+from shared.benchmarks import run_benchmark
+from shared.results import read_results
+
+
+@pytest.mark.slow
+def test_quick_profile_writes_valid_results(tmp_path):
+    path = run_benchmark(BENCHMARK, profile="quick", out=tmp_path)
+    data = read_results(path)
+    arms = {row["arm"] for row in data["rows"]}
+    assert arms == {"popularity", "sasrec_mixed", "sasrec_neg", "c2dsr_lite", "t2_v1", "t2_v2"}
+    assert all("per_user_ndcg" not in row for row in data["rows"])
+    assert {"A_full_ndcg@10", "B_full_ndcg@10", "sampled_ndcg@10"} <= set(data["rows"][0])
+    assert data["extra"]["significance"] and "criterion" in data["summary"]
+    for figure in data["figures"]:
+        assert (tmp_path / "recsys" / figure["path"]).is_file()

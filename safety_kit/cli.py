@@ -8,6 +8,7 @@ from shared.cli import LazyKitGroup
 
 # command name -> "module:click object"; a paper adds its line here when it lands.
 PAPER_COMMANDS: dict[str, str] = {
+    "pip": "safety_kit.pip.cli:group",
 }
 
 

@@ -8,6 +8,8 @@ from shared.cli import LazyKitGroup
 
 # command name -> "module:click object"; a paper adds its line here when it lands.
 PAPER_COMMANDS: dict[str, str] = {
+    "negsample-bench": "recsys_kit.negsampling.cli:negsample_bench",
+    "negsample-samplers": "recsys_kit.negsampling.cli:negsample_samplers",
     "transition2": "recsys_kit.transition2.cli:group",
 }
 

@@ -1,0 +1,56 @@
+import json
+
+import pytest
+
+from recsys_kit.negsampling.bench import BENCHMARK, PROFILES, add_relative_cost, arms, summarise
+
+
+def _row(sampler, seed, ndcg, cpu):
+    return {"setting": "all_positive", "model": "BPR", "sampler": sampler, "seed": seed, "test_ndcg@20": ndcg,
+            "train_cpu_s_per_epoch": cpu}
+
+
+def test_summary_reports_paired_gains_and_costs_honestly():
+    rows = [_row("uniform", s, 0.30, 1.0) for s in (0, 1, 2)]
+    rows += [_row("dns", 0, 0.32, 2.0), _row("dns", 1, 0.33, 2.0), _row("dns", 2, 0.31, 2.0)]
+    rows += [_row("popularity", s, 0.25, 1.1) for s in (0, 1, 2)]
+    rows += [_row("dns_mn", 0, 0.35, 2.0), _row("dns_mn", 1, 0.29, 2.0), _row("dns_mn", 2, 0.30, 2.0)]
+    add_relative_cost(rows)
+    assert rows[3]["cpu_time_vs_uniform"] == pytest.approx(2.0)
+    text, extra = summarise(rows)
+    gains = extra["paired_gain_vs_uniform"]["all_positive/BPR"]
+    assert gains["dns"]["wins"] == 3 and gains["dns_mn"]["wins"] == 1
+    assert "beats uniform in every seed: dns;" in text  # dns_mn wins 1 of 3 seeds: not claimed
+    assert "worse in every seed: popularity" in text
+    assert extra["ordering"]["all_positive/BPR"][0] == "dns"
+
+
+def test_profiles_cover_the_families_and_predefined_only_with_known_negatives():
+    from recsys_kit.negsampling import SAMPLERS
+
+    full = PROFILES["full"]
+    families = {SAMPLERS[s].family for s in full.samplers if s in SAMPLERS}
+    assert families == {"static", "dynamic", "adversarial", "reweighting", "knowledge"}
+    triples = arms(full)
+    assert ("low_ratings_negative", "BPR", "predefined") in triples
+    assert ("all_positive", "BPR", "predefined") not in triples
+    assert set(full.models) == {"BPR", "LightGCN"}
+    assert BENCHMARK.default_seeds("default") == [2020, 2021, 2022]
+
+
+@pytest.mark.slow
+def test_quick_profile_writes_valid_results(tmp_path, monkeypatch):
+    from shared.benchmarks import run_benchmark
+    from shared.results import read_results
+
+    monkeypatch.chdir(tmp_path)
+    path = run_benchmark(BENCHMARK, profile="quick", out=tmp_path / "results")
+    data = read_results(path)
+    assert data["headline_metric"] == "test_ndcg@20" and data["group_by"] == ["setting", "model", "sampler"]
+    samplers = {a["sampler"] for a in data["aggregate"]}
+    assert {"uniform", "dns", "recbole_uniform"} <= samplers
+    for arm in data["aggregate"]:
+        assert 0 < arm["metrics"]["test_ndcg@20"]["mean"] < 1
+    assert json.loads(path.read_text())["summary"]
+    for fig in data["figures"]:
+        assert (path.parent / fig["path"]).is_file()

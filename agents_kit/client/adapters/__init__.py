@@ -1,0 +1,1 @@
+"""Third-party agents behind the ``run(task) -> str`` contract."""

@@ -1,0 +1,1 @@
+"""The IoA server: FastAPI + WebSocket app, SQLite store, agent search and routing."""

@@ -1,0 +1,1 @@
+"""The live web page served at ``/`` (static HTML + JS, packaged as data)."""

@@ -1,0 +1,1 @@
+"""Workloads for the IoA benchmark: traffic/fault runs and the synthetic collaborative task suite."""

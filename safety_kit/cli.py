@@ -8,6 +8,7 @@ from shared.cli import LazyKitGroup
 
 # command name -> "module:click object"; a paper adds its line here when it lands.
 PAPER_COMMANDS: dict[str, str] = {
+    "clickbait": "safety_kit.clickbait.cli:group",
     "pip": "safety_kit.pip.cli:group",
 }
 

@@ -27,6 +27,8 @@ def format_stat(stats: dict[str, Any], digits: int = 4) -> str:
     if "mean" not in stats:
         return f"non-finite ×{stats.get('n_nonfinite', 0)}"
     mean, std, n = stats["mean"], stats.get("std", 0.0), stats.get("n", 1)
+    if abs(std) <= 1e-9 * max(abs(mean), 1e-30):  # identical seeds: float noise is not spread
+        std = 0.0
     text = f"{mean:.{digits}g}" if n <= 1 else f"{mean:.{digits}g} ± {std:.2g}"
     if stats.get("n_nonfinite"):
         text += f" ({stats['n_nonfinite']} non-finite)"

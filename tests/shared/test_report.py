@@ -27,3 +27,7 @@ def test_empty_results_folder_says_so(tmp_path):
 def test_format_stat_single_seed_and_nonfinite():
     assert format_stat({"mean": 1.23456, "std": 0.0, "n": 1}) == "1.235"
     assert format_stat({"n": 0, "n_nonfinite": 2}) == "non-finite ×2"
+
+
+def test_format_stat_hides_float_noise_spread():
+    assert format_stat({"mean": 0.04573, "std": 8.5e-18, "n": 3}) == "0.04573 ± 0"

@@ -1,0 +1,1 @@
+"""ECR (RecSys 2024): empathetic conversational recommendation — emotion-aware ranking and emotion-aligned responses."""

@@ -13,6 +13,9 @@ from shared.errors import DataError
 # command name -> "module:click object"; a paper adds its line here when it lands.
 PAPER_COMMANDS: dict[str, str] = {
     "hmoe": "llm_dynamics_kit.hmoe.cli:group",
+    "ssd": "llm_dynamics_kit.ssd.cli:group",
+    "moefy": "llm_dynamics_kit.ssd.cli:moefy_command",
+    "sparse-bench": "llm_dynamics_kit.ssd.cli:sparse_bench_command",
 }
 
 

@@ -246,6 +246,14 @@ def _build_moe(config: ModelConfig) -> FFN:
     return MoEFFN.from_config(config)
 
 
+@register_ffn("moefied")
+def _build_moefied(config: ModelConfig) -> FFN:
+    # lazy, so a saved SSD model loads (e.g. `paperkits llm eval`) without importing the paper package first
+    from llm_dynamics_kit.ssd.moefied import MoEfiedFFN  # ssd imports this module
+
+    return MoEfiedFFN.from_config(config)
+
+
 def build_ffn(config: ModelConfig) -> FFN:
     """The FFN component named by ``config.ffn.kind``."""
     if config.ffn.kind not in FFN_REGISTRY:

@@ -8,6 +8,7 @@ from shared.cli import LazyKitGroup
 
 # command name -> "module:click object"; a paper adds its line here when it lands.
 PAPER_COMMANDS: dict[str, str] = {
+    "damrs": "recsys_kit.damrs.cli:group",
     "ecr": "recsys_kit.ecr.cli:group",
     "negsample-bench": "recsys_kit.negsampling.cli:negsample_bench",
     "negsample-samplers": "recsys_kit.negsampling.cli:negsample_samplers",

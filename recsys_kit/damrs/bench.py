@@ -1,0 +1,194 @@
+"""Benchmark ``recsys.damrs``: DA-MRS vs its backbones on clean and noisy ml-100k (brief §8.4).
+
+Every arm is the same :class:`DAMRS` class and the same RecBole trainer/evaluator; a baseline is DA-MRS with
+every component off, so split, negatives, early stopping and budget are identical by construction.
+CPU budget choices (documented deviations from the official setting): lr 5e-3 with a fixed epoch budget
+and best-validation checkpointing (brief §8.5), and AI anchors sub-sampled to 256 per batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from recsys_kit.damrs.diagnostics import injected_pair_scores
+from recsys_kit.damrs.prepare import noisy_copy, prepare_ml100k_clean, read_injected
+from recsys_kit.damrs.train import DAMRSConfig, TrainConfig, train_damrs
+from shared.benchmarks import Benchmark, partial_rows, work_dir
+from shared.plots import heatmap, line_plot
+from shared.progress import progress
+from shared.results import BenchmarkResult, Figure
+
+NAME, KIT = "damrs", "recsys"
+CPU_KNOBS = {"ai_max_items": 256}
+
+
+def arm_config(method: str) -> DAMRSConfig:
+    """The model config of one benchmark arm (baselines = DA-MRS with every component off)."""
+    ladder = {
+        "LightGCN": DAMRSConfig.plain_backbone("lightgcn"),
+        "MF-BPR": DAMRSConfig.plain_backbone("mf"),
+        "DA-MRS+LightGCN": DAMRSConfig(backbone="lightgcn"),
+        "DA-MRS+MF": DAMRSConfig(backbone="mf"),
+        "IIG": DAMRSConfig(use_consistency=False, use_dbpr=False, kl_weight=0.0, neighbor_weight=0.0),
+        "DIIG": DAMRSConfig(use_dbpr=False, kl_weight=0.0, neighbor_weight=0.0),
+        "DIIG+AU": DAMRSConfig(use_dbpr=False, neighbor_weight=0.0),
+        "DIIG+AI": DAMRSConfig(use_dbpr=False, kl_weight=0.0),
+        "DIIG+AU+AI": DAMRSConfig(use_dbpr=False),
+    }
+    if method not in ladder:
+        raise KeyError(f"unknown arm {method!r}; known: {sorted(ladder)}")
+    config = ladder[method]
+    return dataclasses.replace(config, **CPU_KNOBS) if config.neighbor_weight > 0 else config
+
+
+PROFILES: dict[str, dict[str, Any]] = {
+    "quick": {"epochs": 1, "plan": {"clean": ["LightGCN", "DA-MRS+LightGCN"]}},
+    "default": {"epochs": 4, "plan": {"clean": ["LightGCN", "DA-MRS+LightGCN"],
+                                      "add20": ["LightGCN", "DA-MRS+LightGCN"]}},
+    "full": {"epochs": 20, "plan": {
+        "clean": ["LightGCN", "DA-MRS+LightGCN", "MF-BPR", "DA-MRS+MF", "IIG", "DIIG", "DIIG+AU", "DIIG+AI",
+                  "DIIG+AU+AI"],
+        "add20": ["LightGCN", "DA-MRS+LightGCN", "MF-BPR", "DA-MRS+MF"],
+        "add40": ["LightGCN", "DA-MRS+LightGCN", "MF-BPR", "DA-MRS+MF"],
+        "replace20": ["LightGCN", "DA-MRS+LightGCN", "IIG", "DIIG"]}},
+}
+TRAIN = {"learning_rate": 5e-3, "stopping_step": 10, "train_batch_size": 4096}
+
+
+def _dataset_folder(data_root: Path, scenario: str, seed: int) -> Path:
+    clean = prepare_ml100k_clean(data_root)
+    return clean if scenario == "clean" else noisy_copy(clean, scenario, seed, root=data_root)
+
+
+def run_arm(data_root: Path, scenario: str, method: str, seed: int, epochs: int, runs: Path) -> dict[str, Any]:
+    """Train one (dataset, method, seed) and return its metrics row."""
+    folder = _dataset_folder(data_root, scenario, seed)
+    cfg = TrainConfig(model=arm_config(method), epochs=epochs, seed=seed, **TRAIN)
+    start = time.perf_counter()
+    result = train_damrs(folder, cfg, runs / f"{scenario}-{method}-s{seed}")
+    row: dict[str, Any] = {"dataset": scenario, "method": method, "seed": seed,
+                           "train_time_s": time.perf_counter() - start, "best_epoch": result.best_epoch,
+                           "valid_recall@20": result.valid["recall@20"]}
+    row.update({f"test_{k}": v for k, v in result.test.items()})
+    if "mask_removed_fraction" in result.graph_stats and result.model.options["use_consistency"]:
+        row["mask_removed_fraction"] = result.graph_stats["mask_removed_fraction"]
+    if scenario.startswith("add") and result.model.use_dbpr:
+        row.update(injected_pair_scores(result, read_injected(folder)))
+    return row
+
+
+def _paired(rows: list[dict[str, Any]], dataset: str, base: str, method: str, metric: str) -> list[float]:
+    by = {(r["method"], r["seed"]): r[metric] for r in rows if r["dataset"] == dataset}
+    return [by[(method, s)] - by[(base, s)] for (m, s) in by if m == base and (method, s) in by]
+
+
+def _mean(values: list[float]) -> float:
+    return statistics.fmean(values) if values else float("nan")
+
+
+def _std(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def analyse(rows: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
+    """Paired DA-MRS − backbone differences, clean→noisy drops and mechanism numbers, plus a summary."""
+    extra: dict[str, Any] = {"paired_differences": {}, "robustness_drop": {}}
+    sentences = []
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    for dataset in datasets:
+        for base, method in (("LightGCN", "DA-MRS+LightGCN"), ("MF-BPR", "DA-MRS+MF"), ("IIG", "DIIG")):
+            diffs = _paired(rows, dataset, base, method, "test_recall@20")
+            if not diffs:
+                continue
+            wins = sum(d > 0 for d in diffs)
+            extra["paired_differences"][f"{dataset}:{method}-{base}"] = {
+                "test_recall@20": diffs, "mean": _mean(diffs), "std": _std(diffs), "wins": wins}
+            sentences.append(f"{dataset}: {method} − {base} test R@20 = {_mean(diffs):+.4f} ± {_std(diffs):.4f} "
+                             f"({wins}/{len(diffs)} seeds better)")
+    means = {(r["dataset"], r["method"]): [] for r in rows}
+    for r in rows:
+        means[(r["dataset"], r["method"])].append(r["test_recall@20"])
+    for (dataset, method), values in means.items():
+        clean = means.get(("clean", method))
+        if dataset != "clean" and clean:
+            drop = (_mean(clean) - _mean(values)) / _mean(clean)
+            extra["robustness_drop"][f"{method}:{dataset}"] = drop
+    for key, drop in sorted(extra["robustness_drop"].items()):
+        sentences.append(f"relative R@20 drop clean→{key.split(':')[1]} for {key.split(':')[0]}: {drop:+.1%}")
+    mech = [r for r in rows if "w_pos_auc" in r]
+    if mech:
+        sentences.append("denoised-BPR weight w⁺ on injected vs genuine pairs: "
+                         f"{_mean([r['w_pos_injected'] for r in mech]):.3f} vs "
+                         f"{_mean([r['w_pos_genuine'] for r in mech]):.3f}, AUC of −w⁺ "
+                         f"{_mean([r['w_pos_auc'] for r in mech]):.3f} (model score AUC "
+                         f"{_mean([r['score_auc'] for r in mech]):.3f})")
+    masked = [r["mask_removed_fraction"] for r in rows if "mask_removed_fraction" in r]
+    if masked:
+        sentences.append(f"the consistency mask removes {_mean(masked):.1%} of the per-modality 10-NN edges")
+    return extra, "; ".join(sentences) + "."
+
+
+def _figures(rows: list[dict[str, Any]], out: Path) -> list[Figure]:
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    grid = [[_mean([r["test_recall@20"] for r in rows if r["dataset"] == d and r["method"] == m]) for d in datasets]
+            for m in methods]
+    figures = []
+    heatmap(grid, out / f"{NAME}_recall20.png", xlabel="dataset", ylabel="method", xticks=datasets, yticks=methods,
+            title="DA-MRS on ml-100k: mean test Recall@20", colorbar_label="Recall@20")
+    figures.append(Figure(f"{NAME}_recall20.png", "Mean test Recall@20 per method and dataset (ml-100k)."))
+    levels = [d for d in ("clean", "add20", "add40") if d in datasets]
+    if len(levels) > 1:
+        noise = {"clean": 0, "add20": 20, "add40": 40}
+        series = {}
+        for m in methods:
+            vals = [[r["test_recall@20"] for r in rows if r["dataset"] == d and r["method"] == m] for d in levels]
+            if all(vals):
+                series[m] = ([noise[d] for d in levels], [_mean(v) for v in vals], [_std(v) for v in vals])
+        line_plot(series, out / f"{NAME}_robustness.png", xlabel="added random interactions (% of train)",
+                  ylabel="test Recall@20", title="Robustness to injected feedback noise (mean ± std over seeds)")
+        figures.append(Figure(f"{NAME}_robustness.png", "Test Recall@20 as random interactions are injected."))
+    return figures
+
+
+def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
+    """Run the profile's (dataset, method) plan for every seed; resumable per (arm, seed)."""
+    spec = PROFILES[profile]
+    scratch = work_dir(out.parent, KIT, NAME)
+    data_root, runs = scratch / "data", scratch / "runs"
+    store = partial_rows(out.parent, KIT, NAME, profile=profile, epochs=spec["epochs"], train=TRAIN, cpu=CPU_KNOBS)
+    # seed-major order: an interrupted run already holds every dataset for the first seeds
+    plan = [(d, m, s) for s in seeds for d, methods in spec["plan"].items() for m in methods]
+    rows = []
+    for dataset, method, seed in progress(plan, desc="damrs arms", unit="run"):
+        row = store.get(dataset=dataset, method=method, seed=seed)
+        if row is None:
+            row = store.add(run_arm(data_root, dataset, method, seed, spec["epochs"], runs),
+                            dataset=dataset, method=method, seed=seed)
+        rows.append(row)
+    extra, summary = analyse(rows)
+    caveat = (f" Budget: {spec['epochs']} epochs at lr 5e-3 (best-validation checkpoint), AI anchors sub-sampled to "
+              "256; ml-100k is dense and its content thin, so the paper's Amazon gains (LightGCN R@20 "
+              "0.0757→0.0994 on Baby) are not expected in magnitude.")
+    return BenchmarkResult(
+        benchmark=NAME, kit=KIT, title="DA-MRS: denoising and aligning multi-modal content and feedback (ml-100k)",
+        rows=rows, group_by=["dataset", "method"],
+        config={"profile": profile, "epochs": spec["epochs"], "plan": spec["plan"], "train": TRAIN,
+                "cpu_knobs": CPU_KNOBS, "split": "chronological per user 80/10/10",
+                "modalities": ["text (MiniLM title)", "genre multi-hot", "KG TF-IDF+SVD"] + ["behaviour graph"]},
+        headline_metric="test_recall@20",
+        table_metrics=["test_recall@20", "test_ndcg@20", "test_recall@10", "valid_recall@20", "best_epoch"],
+        summary=summary + caveat, datasets=["ml-100k (RecBole wheel; GroupLens licence) + its .kg/.link"],
+        figures=_figures(rows, out), extra=extra,
+        notes=["Baselines are the DAMRS class with every component off (same trainer, negatives, early stop).",
+               "Noise is seeded per benchmark seed and touches only the training split (add) or features (replace)."],
+    )
+
+
+BENCHMARK = Benchmark(name=NAME, kit=KIT, run=run,
+                      description="DA-MRS vs LightGCN/MF-BPR on clean and noisy ml-100k (KDD 2024)",
+                      seeds={"quick": [0], "default": [0, 1, 2], "full": [0, 1, 2]})

@@ -26,7 +26,7 @@ def test_analyse_pairs_seeds():
     assert "1/2 seeds better" in summary
 
 
-@pytest.mark.bench
+@pytest.mark.slow  # ~15 s once the ml-100k features are cached
 def test_quick_profile_writes_results(tmp_path):
     path = run_benchmark(BENCHMARK, profile="quick", out=tmp_path)
     data = json.loads(path.read_text())

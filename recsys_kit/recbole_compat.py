@@ -107,9 +107,14 @@ def recbole_config(model: Any, dataset: str = "ml-100k", data_path: str | Path |
     if data_path is None:
         data_path = recbole_dataset_dir(dataset).parent
     dataset_dir = Path(data_path) / dataset
-    if not (dataset_dir / f"{dataset}.inter").is_file():
-        raise DataError(f"no RecBole atomic file {dataset_dir / (dataset + '.inter')}; expected "
-                        f"'<data_path>/{dataset}/{dataset}.inter' (tab-separated, header 'field:type')")
+    # pre-split datasets (RecBole's benchmark_filename) have <dataset>.<part>.inter instead of <dataset>.inter
+    parts = (config_dict or {}).get("benchmark_filename") or []
+    expected = [dataset_dir / f"{dataset}.{part}.inter" for part in parts] or [dataset_dir / f"{dataset}.inter"]
+    missing = [path for path in expected if not path.is_file()]
+    if missing:
+        raise DataError(f"no RecBole atomic file {missing[0]}; expected "
+                        f"{', '.join(str(p.relative_to(Path(data_path))) for p in expected)} under {data_path} "
+                        "(tab-separated, header 'field:type')")
     defaults = {
         "data_path": str(data_path),
         "checkpoint_dir": str(cache_dir("recbole", "saved")),

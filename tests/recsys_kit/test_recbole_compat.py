@@ -46,3 +46,11 @@ def test_missing_dataset_is_data_error(tmp_path):
     with pytest.raises(DataError, match="no RecBole atomic file"):
         recbole_config("BPR", dataset="nothing", data_path=tmp_path)
     assert (recbole_dataset_dir() / "ml-100k.kg").is_file()
+
+
+def test_presplit_dataset_needs_each_part(tmp_path):
+    (tmp_path / "toy").mkdir()
+    (tmp_path / "toy" / "toy.train.inter").write_text("user_id:token\titem_id:token\n1\t1\n")
+    with pytest.raises(DataError, match=r"toy\.valid\.inter"):
+        recbole_config("BPR", dataset="toy", data_path=tmp_path,
+                       config_dict={"benchmark_filename": ["train", "valid", "test"]})

@@ -13,6 +13,8 @@ from shared.errors import DataError
 # command name -> "module:click object"; a paper adds its line here when it lands.
 PAPER_COMMANDS: dict[str, str] = {
     "hmoe": "llm_dynamics_kit.hmoe.cli:group",
+    "copying": "llm_dynamics_kit.copying.cli:group",
+    "copying-track": "llm_dynamics_kit.copying.cli:track_command",
     "ssd": "llm_dynamics_kit.ssd.cli:group",
     "moefy": "llm_dynamics_kit.ssd.cli:moefy_command",
     "sparse-bench": "llm_dynamics_kit.ssd.cli:sparse_bench_command",

@@ -12,6 +12,16 @@ copy task and all induction scores every ``eval_every`` optimizer steps. Arms:
   paper's — the same corpus with some spans duplicated in place (brief §8.4 allows it only as a separate
   condition). In our CPU trials (2 layers, d=64, ≤ 800 steps, 30–60 % of spans duplicated) it did not make
   random-token copying emerge either, so no profile runs it by default.
+- ``random_repeats`` (opt-in, same status): natural text interleaved with *random* pool-token spans, each
+  repeated once after a short gap (:func:`~llm_dynamics_kit.copying.corpus.repeated_span_stream`), i.e. the
+  probe's own structure put into the training stream. In CPU trials it did not make copying emerge within a
+  default-sized budget either: 2 layers, d=64 (one run d=128), ctx 128, B=16–32, lr 1e-3–1e-2, init std
+  0.02/0.1, 2–4 heads, vocab 258/300/512, text share 0–60 %, up to 2000 steps (≈ 4M tokens) → copy accuracy
+  0.0, max induction score ≤ 0.17, loss at the pool-uniform level. A plain-torch check on windows ``r r`` with a *fixed* half
+  length learns the repeat in ~150 steps, but through a positional shortcut (attend to t − L + 1); with the
+  half length varied per batch (16–32) the repeated-half loss only fell from 5.1 to ≈ 3.2 nats in 1300
+  steps of B=32 (lr 1e-3), gradually and far from copying — a real induction circuit needs more steps than
+  a ≤ 6-minute CPU profile allows.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from llm_dynamics_kit.copying.corpus import RepeatsConfig, repeated_span_stream
 from llm_dynamics_kit.copying.evaluate import default_task, one_token_induction_ceiling
 from llm_dynamics_kit.copying.plots import plot_arms, plot_copy_and_loss, plot_induction_heatmap
 from llm_dynamics_kit.copying.task import token_pool
@@ -56,6 +67,8 @@ class Profile:
                                                      "weight_decay"])
     shakespeare: bool = False
     max_bytes: int = 1_500_000
+    init_std: float = 0.02
+    ffn_mult: int = 4  # dense FFN hidden = ffn_mult · d_model
 
 
 PROFILES = {
@@ -88,11 +101,21 @@ def _arm_settings(arm: str, prof: Profile) -> tuple[int, float, float]:
     return batch, 0.1 if arm == "attn_dropout" else 0.0, 0.1 if arm == "weight_decay" else 0.0
 
 
+def _arm_tokens(arm: str, data) -> np.ndarray:
+    """The training stream of an arm: the corpus, or one of the two labelled repetition conditions."""
+    if arm == "repeats":
+        return repeat_augmented(data.train)
+    if arm == "random_repeats":
+        pool = token_pool(data.vocab_size, exclude=[0], occurring=np.asarray(data.train[:500_000]))
+        return repeated_span_stream(data.train, pool, RepeatsConfig(seed=12345))  # seed ≠ the probes' seeds
+    return data.train
+
+
 def _train_arm(arm: str, seed: int, data, train_tokens: np.ndarray, prof: Profile) -> tuple[dict, list]:
     batch, attn_dropout, weight_decay = _arm_settings(arm, prof)
     config = ModelConfig(vocab_size=data.vocab_size, d_model=prof.d_model, n_layers=prof.n_layers,
                          n_heads=prof.n_heads, max_seq_len=prof.seq_len, attn_dropout=attn_dropout,
-                         ffn=FFNConfig(kind="dense", hidden=4 * prof.d_model))
+                         init_std=prof.init_std, ffn=FFNConfig(kind="dense", hidden=prof.ffn_mult * prof.d_model))
     seed_everything(seed)
     model = Transformer(config)  # identical initial weights for every arm of this seed
     pool = token_pool(data.vocab_size, exclude=[0], occurring=np.asarray(data.train[:500_000]))
@@ -183,10 +206,13 @@ def _summarise(rows: list[dict], prof: Profile) -> tuple[str, list[str], dict]:
         notes.append(f"Shakespeare (vanilla): max copy accuracy {_fmt(shakespeare, 'max_copy_acc')}, final max induction "
                      f"score {_fmt(shakespeare, 'final_induction_max')}, loss-saturation step "
                      f"{_fmt(shakespeare, 'loss_step')}, copy-onset step {_fmt(shakespeare, 'copy_step')}.")
-    if arm("repeats"):
-        notes.append(f"separate condition 'repeats' (not the paper's; duplicated spans in the corpus): max copy acc "
-                     f"{_fmt(arm('repeats'), 'max_copy_acc')}, onset step {_fmt(arm('repeats'), 'copy_step')}, "
-                     f"loss-saturation step {_fmt(arm('repeats'), 'loss_step')}.")
+    for name, what in (("repeats", "duplicated text spans in the corpus"),
+                       ("random_repeats", "random-token spans repeated within the context, between text chunks")):
+        if arm(name):
+            notes.append(f"separate condition '{name}' (not the paper's; {what}): max copy acc "
+                         f"{_fmt(arm(name), 'max_copy_acc')}, onset step {_fmt(arm(name), 'copy_step')}, "
+                         f"loss-saturation step {_fmt(arm(name), 'loss_step')}, final max induction score "
+                         f"{_fmt(arm(name), 'final_induction_max')}.")
     if emerged:
         summary = (f"Copying emerged on the stdlib corpus within {prof.steps} steps (max exact-match "
                    f"{_fmt(vanilla, 'max_copy_acc')}); copy-onset / loss-saturation step ratio {_fmt(vanilla, 'ratio')}. "
@@ -225,7 +251,7 @@ def _figures(out: Path, curves: dict) -> list[Figure]:
         plot_arms(losses, out / f"{NAME}_batch_loss_vs_tokens.png", key="train_loss", x="tokens",
                   ylabel="training loss (EMA)", title="training loss vs tokens by batch size")
         figures.append(Figure(f"{NAME}_batch_loss_vs_tokens.png", "Training loss vs tokens by batch size (paper Fig. 4)."))
-    regs = {a: curves[("stdlib", a)] for a in ("vanilla", "attn_dropout", "weight_decay", "repeats")
+    regs = {a: curves[("stdlib", a)] for a in ("vanilla", "attn_dropout", "weight_decay", "repeats", "random_repeats")
             if ("stdlib", a) in curves}
     if len(regs) > 1:
         plot_arms(regs, out / f"{NAME}_regularisers_acc.png", x="step", title="copy accuracy: regularisers")
@@ -246,7 +272,7 @@ def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
     for dataset, (data_cfg, arms) in datasets.items():
         data = prepare_data(data_cfg)
         for arm in arms:
-            tokens = repeat_augmented(data.train) if arm == "repeats" else data.train
+            tokens = _arm_tokens(arm, data)
             for seed in seeds:
                 stored = store.get(dataset=dataset, arm=arm, seed=seed)
                 if stored is None:

@@ -33,3 +33,17 @@ def test_quick_profile_writes_results(tmp_path, isolated_cache, monkeypatch):
     # identical initial weights across batch sizes: both arms start from the same step-0 evaluation
     first = {row["arm"]: row["initial_copy_gold_logprob"] for row in data["rows"]}
     assert math.isfinite(first["vanilla"]) and first["vanilla"] == first["batch_2B"]
+
+
+def test_random_repeats_arm_trains_on_text_with_repeated_pool_spans():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from llm_dynamics_kit.copying.bench import _arm_tokens
+
+    data = SimpleNamespace(train=(np.arange(20_000) % 300 + 1).astype(np.uint16), vocab_size=512)
+    assert _arm_tokens("vanilla", data) is data.train
+    stream = _arm_tokens("random_repeats", data)
+    assert stream.dtype == np.uint16 and stream.max() < 512 and 0 not in set(stream.tolist())  # pool excludes id 0
+    assert not np.array_equal(stream[:1000], data.train[:1000])

@@ -11,7 +11,7 @@ EXTRA_MODULES = {
     "recsys_kit": {"recbole", "scipy", "pandas", "networkx", "sentence_transformers", "peft"},
     "llm_dynamics_kit": {"accelerate", "tokenizers", "safetensors"},
     "safety_kit": {"sklearn", "sentence_transformers", "PIL"},
-    "agents_kit": {"fastapi", "uvicorn", "websockets", "pydantic", "httpx", "rank_bm25"},
+    "agents_kit": {"fastapi", "uvicorn", "websockets", "pydantic", "httpx"},
 }
 ALL_HEAVY = set().union(*EXTRA_MODULES.values()) | {"torch", "transformers"}
 ALLOWED = {

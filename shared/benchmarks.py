@@ -21,7 +21,15 @@ from typing import Any
 import click
 
 from shared.errors import ConfigError
-from shared.results import PROFILES, BenchmarkResult, PartialRows, read_results, results_path, write_results
+from shared.results import (
+    PROFILES,
+    BenchmarkResult,
+    PartialRows,
+    git_commit,
+    read_results,
+    results_path,
+    write_results,
+)
 from shared.seeding import seed_everything
 
 ENTRY_POINT_GROUP = "paperkits.benchmarks"
@@ -94,7 +102,11 @@ def partial_rows(out: str | Path, kit: str, name: str, **signature: Any) -> Part
 
 
 def is_done(spec: Benchmark, profile: str, seeds: Sequence[int], out: str | Path) -> bool:
-    """True when a valid results file for the same profile and seeds already exists."""
+    """True when a valid results file exists for the same profile, seeds and commit.
+
+    Results from another commit (e.g. the committed ``results/`` of an older version) are redone, so a fresh
+    clone's ``make bench`` measures its own code; a re-run at the same commit resumes where it stopped.
+    """
     path = results_path(out, spec.kit, spec.name)
     if not path.exists():
         return False
@@ -102,7 +114,8 @@ def is_done(spec: Benchmark, profile: str, seeds: Sequence[int], out: str | Path
         data = read_results(path)
     except Exception:  # an unreadable old file is simply redone
         return False
-    return data["profile"] == profile and list(data["seeds"]) == list(seeds)
+    return (data["profile"] == profile and list(data["seeds"]) == list(seeds)
+            and data["commit"] == git_commit()["commit"])
 
 
 def run_benchmark(spec: Benchmark, profile: str = "default", seeds: Sequence[int] | None = None,

@@ -41,3 +41,16 @@ def test_runner_rejects_unknown_profile(tmp_path):
 def test_select_rejects_unknown_names():
     with pytest.raises(ConfigError, match="unknown benchmark or kit 'nosuch'"):
         select(["nosuch"])
+
+
+def test_results_from_another_commit_are_redone(tmp_path):
+    import json
+
+    calls = []
+    spec = make_spec(calls)
+    path = run_benchmark(spec, profile="quick", out=tmp_path)
+    data = json.loads(path.read_text())
+    data["commit"] = "0" * 40  # as if produced by an older version of the code
+    path.write_text(json.dumps(data))
+    run_benchmark(spec, profile="quick", out=tmp_path)
+    assert len(calls) == 2

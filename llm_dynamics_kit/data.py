@@ -197,6 +197,18 @@ def file_documents(paths: Iterable[str | Path], text_key: str = "text") -> list[
     return docs
 
 
+
+def benchmark_corpora(vocab_size: int, max_bytes: int | None, stdlib_arms: Sequence[str],
+                      shakespeare_arms: Sequence[str] = ()) -> dict[str, tuple[DataConfig, list[str]]]:
+    """The corpora a benchmark trains on: the embedded stdlib corpus always, Shakespeare when
+    ``$PAPERKITS_DATA`` has it and the profile names arms for it. Maps dataset name -> (config, arms)."""
+    from shared.paths import has_data
+
+    corpora = {"stdlib": (DataConfig(corpus="stdlib", vocab_size=vocab_size, max_bytes=max_bytes), list(stdlib_arms))}
+    if shakespeare_arms and has_data(SHAKESPEARE_DIR):
+        corpora["shakespeare"] = (DataConfig(corpus="shakespeare", vocab_size=vocab_size), list(shakespeare_arms))
+    return corpora
+
 def load_corpus(config: DataConfig) -> Corpus:
     """The corpus named by ``config.corpus`` (see the module docstring)."""
     if config.corpus == "stdlib":

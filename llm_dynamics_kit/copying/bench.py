@@ -38,11 +38,10 @@ from llm_dynamics_kit.copying.evaluate import default_task, one_token_induction_
 from llm_dynamics_kit.copying.plots import plot_arms, plot_copy_and_loss, plot_induction_heatmap
 from llm_dynamics_kit.copying.task import token_pool
 from llm_dynamics_kit.copying.track import CopyingTracker, onsets
-from llm_dynamics_kit.data import DataConfig, prepare_data
+from llm_dynamics_kit.data import benchmark_corpora, prepare_data
 from llm_dynamics_kit.model import FFNConfig, ModelConfig, Transformer
 from llm_dynamics_kit.train import TrainConfig, Trainer
 from shared.benchmarks import Benchmark, partial_rows
-from shared.paths import has_data
 from shared.results import BenchmarkResult, Figure
 from shared.seeding import seed_everything
 
@@ -264,9 +263,7 @@ def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
     """Train every (dataset, arm, seed) of the profile with copy/induction tracking (resumable) and summarise."""
     prof = PROFILES[profile]
     out = Path(out)
-    datasets = {"stdlib": (DataConfig(corpus="stdlib", vocab_size=VOCAB, max_bytes=prof.max_bytes), prof.arms)}
-    if prof.shakespeare and has_data("text/shakespeare_works"):
-        datasets["shakespeare"] = (DataConfig(corpus="shakespeare", vocab_size=VOCAB), ["vanilla"])
+    datasets = benchmark_corpora(VOCAB, prof.max_bytes, prof.arms, ["vanilla"] if prof.shakespeare else [])
     store = partial_rows(out.parent, KIT, NAME, profile=profile, steps=prof.steps, version=3)
     rows, curves = [], {}
     for dataset, (data_cfg, arms) in datasets.items():

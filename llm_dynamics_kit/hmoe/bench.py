@@ -18,13 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from llm_dynamics_kit.data import DataConfig, prepare_data
+from llm_dynamics_kit.data import benchmark_corpora, prepare_data
 from llm_dynamics_kit.hmoe.analysis import rarity_analysis, routing_report, token_frequencies
 from llm_dynamics_kit.hmoe.presets import DENSE_ARM, arm_config
 from llm_dynamics_kit.model import DenseFFN, ModelConfig, Transformer, activated_params
 from llm_dynamics_kit.train import TrainConfig, Trainer
 from shared.benchmarks import Benchmark, partial_rows
-from shared.paths import has_data
 from shared.plots import line_plot
 from shared.results import BenchmarkResult, Figure
 from shared.seeding import seed_everything
@@ -211,11 +210,7 @@ def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
     """Train every arm of the profile for every seed (resumable per dataset/arm/seed) and summarise."""
     prof = PROFILES[profile]
     out = Path(out)
-    datasets = {"stdlib": (DataConfig(corpus="stdlib", vocab_size=BASE_MODEL.vocab_size, max_bytes=prof.max_bytes),
-                           prof.arms)}
-    if prof.shakespeare_arms and has_data("text/shakespeare_works"):
-        datasets["shakespeare"] = (DataConfig(corpus="shakespeare", vocab_size=BASE_MODEL.vocab_size),
-                                   prof.shakespeare_arms)
+    datasets = benchmark_corpora(BASE_MODEL.vocab_size, prof.max_bytes, prof.arms, prof.shakespeare_arms)
     store = partial_rows(out.parent, KIT, NAME, profile=profile, steps=prof.steps, version=2)
     rows, curves = [], {}
     for dataset, (data_cfg, arms) in datasets.items():

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from llm_dynamics_kit.data import DataConfig, prepare_data
+from llm_dynamics_kit.data import benchmark_corpora, prepare_data
 from llm_dynamics_kit.model import FFNConfig, ModelConfig, Transformer
 from llm_dynamics_kit.ssd.controller import SSDConfig, SSDController
 from llm_dynamics_kit.ssd.moefied import moefy, set_mode
@@ -33,7 +33,6 @@ from llm_dynamics_kit.ssd.monitor import ActivationMonitor
 from llm_dynamics_kit.ssd.speed import ffn_speed, model_speed
 from llm_dynamics_kit.train import TrainConfig, Trainer
 from shared.benchmarks import Benchmark, partial_rows
-from shared.paths import has_data
 from shared.plots import line_plot
 from shared.results import BenchmarkResult, Figure
 from shared.seeding import seed_everything
@@ -278,11 +277,7 @@ def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
     """Train every arm for every seed (resumable per dataset/arm/seed), evaluate dense and as SMoE, time inference."""
     prof = PROFILES[profile]
     out = Path(out)
-    datasets = {"stdlib": (DataConfig(corpus="stdlib", vocab_size=prof.vocab_size, max_bytes=prof.max_bytes),
-                           prof.arms)}
-    if prof.shakespeare_arms and has_data("text/shakespeare_works"):
-        datasets["shakespeare"] = (DataConfig(corpus="shakespeare", vocab_size=prof.vocab_size),
-                                   list(prof.shakespeare_arms))
+    datasets = benchmark_corpora(prof.vocab_size, prof.max_bytes, prof.arms, prof.shakespeare_arms)
     store = partial_rows(out.parent, KIT, NAME, profile=profile, version=1, **{
         k: v for k, v in asdict(prof).items() if k not in ("arms", "shakespeare_arms")})
     rows: list[dict] = []

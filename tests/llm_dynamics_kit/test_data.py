@@ -86,3 +86,14 @@ def test_shakespeare_split_by_work(handbook_data):
     names = [d.name for d in corpus.train + corpus.valid]
     assert len(names) == 42 and len(corpus.valid) == 4
     assert not any(n.endswith("_gut_f.txt") for n in names)
+
+
+def test_benchmark_corpora_adds_shakespeare_only_when_present(tmp_path, monkeypatch):
+    from llm_dynamics_kit.data import benchmark_corpora
+
+    monkeypatch.setenv("PAPERKITS_DATA", str(tmp_path))
+    assert list(benchmark_corpora(512, 1000, ["a"], ["b"])) == ["stdlib"]
+    (tmp_path / "text" / "shakespeare_works").mkdir(parents=True)
+    corpora = benchmark_corpora(512, 1000, ["a"], ["b"])
+    assert corpora["shakespeare"][1] == ["b"] and corpora["stdlib"][0].max_bytes == 1000
+    assert list(benchmark_corpora(512, 1000, ["a"], [])) == ["stdlib"]

@@ -97,12 +97,12 @@ class CopyTask:
 
 
 def default_query_positions(n_seqs: int) -> list[int]:
-    """The paper's ``i mod 5 = 0`` (i = 5 … 50) when there are ≥ 10 sequences, else ≤ 5 evenly spaced ones.
+    """The paper's ``i mod 5 = 0`` (i = 5 … 50) at its 50 sequences, else ≤ 5 evenly spaced ones.
 
     The paper's rule leaves too few positions for short contexts (brief §8.3 scales it to i ∈ {1, 4, …, 13}
     for 13 sequences); we keep the spread from the first to the last sequence.
     """
-    if n_seqs >= 10:
+    if n_seqs >= PAPER_N_SEQS:
         return list(range(5, n_seqs + 1, 5))
     return sorted({int(round(x)) for x in np.linspace(1, n_seqs, min(5, n_seqs))})
 

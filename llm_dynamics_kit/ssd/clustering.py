@@ -106,7 +106,7 @@ def objective(x: np.ndarray, labels: np.ndarray, n_experts: int) -> float:
 
 
 def _init_plus_plus(x: np.ndarray, n_experts: int, rng: np.random.Generator) -> np.ndarray:
-    """k-means++ seeding (the unbalanced k-means start the official code takes from faiss)."""
+    """k-means++ seeding; :func:`balanced_kmeans` then refines it with unbalanced Lloyd steps."""
     centers = [x[rng.integers(len(x))]]
     for _ in range(1, n_experts):
         d2 = squared_distances(x, np.array(centers)).min(1)
@@ -116,7 +116,7 @@ def _init_plus_plus(x: np.ndarray, n_experts: int, rng: np.random.Generator) -> 
 
 
 def balanced_kmeans(weight: torch.Tensor | np.ndarray, n_experts: int, init_labels: np.ndarray | None = None,
-                    n_iter: int = 100, backend: str = "auto", seed: int = 0) -> Clustering:
+                    n_iter: int = 100, backend: str = "auto", seed: int = 0, init_kmeans_iters: int = 25) -> Clustering:
     """Balanced k-means of the normalised rows of ``weight`` (D, d) into ``n_experts`` clusters of D/E rows.
 
     ``init_labels`` warm-starts from a previous partition (centroids = its cluster means, brief §2.4 step 2b);
@@ -133,10 +133,18 @@ def balanced_kmeans(weight: torch.Tensor | np.ndarray, n_experts: int, init_labe
         centroids = _centroids(x, init_labels, n_experts)
     else:
         centroids = _init_plus_plus(x, n_experts, rng)
+        # unbalanced k-means refinement first, as faiss does (brief §2.4 step 2). A warm start is not refined:
+        # the brief refines it too, but then unchanged weights would not reproduce their own partition and the
+        # stability signal would read < 1 for a model that did not move.
+        for _ in range(init_kmeans_iters):
+            nearest = squared_distances(x, centroids).argmin(1)
+            occupied = np.bincount(nearest, minlength=n_experts) > 0  # an emptied cluster keeps its old centre
+            centroids = np.where(occupied[:, None], _centroids(x, nearest, n_experts), centroids)
     best_labels, best_obj, labels, rounds = None, np.inf, None, 0
     for _ in range(max(n_iter, 1)):
         rounds += 1
-        new = balanced_assign(squared_distances(x, centroids), capacity, backend)
+        # S = -cdist(X, C) (brief §2.4 step 3): plain distances; squared ones give a different balanced optimum
+        new = balanced_assign(np.sqrt(squared_distances(x, centroids)), capacity, backend)
         centroids = _centroids(x, new, n_experts)
         obj = float(((x - centroids[new]) ** 2).sum())
         if obj < best_obj:

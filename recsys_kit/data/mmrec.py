@@ -65,7 +65,7 @@ def convert_mmrec(src: str | Path, name: str, out_root: str | Path, feature_file
     })
     if drop_cold:
         train = converted[converted["split"] == "train"]
-        warm = converted["user_id"].isin(set(train["user_id"])) & converted["item_id"].isin(set(train["item_id"]))
+        warm = converted["user_id"].isin(set(train["user_id"]))  # MMRec drops unseen users, keeps cold items
         converted = converted[(converted["split"] == "train") | warm]
     folder = write_split(converted.reset_index(drop=True), out_root, name)
     manifest = []

@@ -251,7 +251,8 @@ class MixGCFSampler(CandidateSampler):
         self.last_negatives = Negatives(cand.gather(1, index[:, -1:]).cpu()[:, 0])  # last hop's real item
         pos_scores = (user_pool * pos_layers.mean(1)).sum(-1)
         neg_scores = (user_pool * negative).sum(-1)
-        return backbone.weighted_bpr(pos_scores, neg_scores) + backbone.regulariser(model, users, pos, cand[:, 0])
+        return backbone.weighted_bpr(pos_scores, neg_scores) + backbone.regulariser(model, users, pos,
+                                                                                  cand.gather(1, index[:, -1:])[:, 0])
 
     def sample(self, model, users, pos_items):
         """Real-item view (for inspection): the candidate chosen at the last hop."""

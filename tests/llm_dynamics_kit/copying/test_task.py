@@ -57,6 +57,7 @@ def test_deterministic_by_seed_and_json_round_trip(tmp_path):
 def test_paper_defaults_and_context_fitting():
     assert default_query_positions(50) == [5, 10, 15, 20, 25, 30, 35, 40, 45, 50]
     assert default_query_positions(6) == [1, 2, 4, 5, 6]
+    assert default_query_positions(13) == [1, 4, 7, 10, 13]  # brief §8.3, 256-token context
     assert fit_to_context(1024) == 50  # 50 × 18 + 12 + 5 = 917 ≤ 1024, as in the paper
     n = fit_to_context(128, bos=True)
     assert 1 + n * 18 + 12 + 5 <= 128 < 1 + (n + 1) * 18 + 12 + 5

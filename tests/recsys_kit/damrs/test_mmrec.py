@@ -11,7 +11,7 @@ from shared.errors import DataError
 def _fixture(src, labels=None):
     src.mkdir()
     rows = [(0, 0, 0), (0, 1, 0), (0, 2, 1), (1, 1, 0), (1, 2, 0), (1, 0, 2), (2, 2, 0), (2, 3, 0), (2, 0, 1),
-            (3, 9, 2)]  # user 3 / item 9 appear only in test: MMRec drops them at load time
+            (3, 9, 2), (0, 8, 2)]  # user 3 appears only in test: MMRec drops it; warm user 0's cold item 8 stays
     frame = pd.DataFrame(rows, columns=["userID", "itemID", "x_label"])
     frame["rating"], frame["timestamp"] = 5, np.arange(len(rows))
     if labels is not None:
@@ -39,7 +39,7 @@ def test_mmrec_round_trip(tmp_path):
 
 
 def test_mmrec_bad_input(tmp_path):
-    _fixture(tmp_path / "bad", labels=[0, 0, 1, 0, 0, 2, 0, 0, 1, 7])
+    _fixture(tmp_path / "bad", labels=[0, 0, 1, 0, 0, 2, 0, 0, 1, 7, 2])
     with pytest.raises(DataError, match="x_label"):
         convert_mmrec(tmp_path / "bad", "toy", tmp_path / "out")
     with pytest.raises(DataError, match="does not exist"):

@@ -12,7 +12,7 @@ import enum
 import json
 import time
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -150,7 +150,8 @@ class PingFrame(BaseModel):
     op: Literal["ping"]
 
 
-ClientFrame = HelloFrame | SendFrame | AckFrame | PingFrame
+# discriminated on ``op`` so a bad frame's error names the field that is wrong for *its* kind of frame
+ClientFrame = Annotated[HelloFrame | SendFrame | AckFrame | PingFrame, Field(discriminator="op")]
 _CLIENT_FRAME = TypeAdapter(ClientFrame)
 
 

@@ -43,7 +43,8 @@ class DebiasedClickbaitClassifier(TorchBinaryClassifier):
 
     Loss weights: ``beta_kl`` (KL to the factor priors, warmed up linearly over ``warmup_epochs``),
     ``lambda_rec`` (reconstruction of the standardised input features, or of h), ``lambda_aux`` (BCE of the
-    invariant head), ``lambda_inv`` (V-REx or IRMv1 across environments), ``lambda_env`` (z_c predicts the
+    invariant head — a reconstruction outside the brief's total loss: without it V-REx is met by a constant
+    head), ``lambda_grl`` (gradient-reversal strength of the noise adversary, brief's λ_grl), ``lambda_inv`` (V-REx or IRMv1 across environments), ``lambda_env`` (z_c predicts the
     environment), ``lambda_noise`` (z_n is label-free: GRL adversary or HSIC), ``lambda_orth`` (cross-correlation
     between factors). Environment strategies: ``kmeans``, ``kmeans_within_class``, ``learned``, ``given``, ``eiil``.
     """
@@ -52,7 +53,7 @@ class DebiasedClickbaitClassifier(TorchBinaryClassifier):
                  hidden_dim: int = 128, dropout: float = 0.1, n_environments: int = 4,
                  environment_strategy: str = "kmeans", environment_features: str = "fused",
                  env_temperature: float = 1.0, lambda_balance: float = 1.0, beta_kl: float = 1e-3,
-                 lambda_rec: float = 1.0, reconstruct: str = "input", lambda_aux: float = 1.0,
+                 lambda_rec: float = 1.0, reconstruct: str = "input", lambda_aux: float = 1.0, lambda_grl: float = 1.0,
                  lambda_inv: float = 1.0, invariance_penalty: str = "vrex",
                  invariance_target: str = "invariant_head", lambda_env: float = 0.1, lambda_noise: float = 0.1,
                  noise_penalty: str = "grl", lambda_orth: float = 0.1, predict_from: str = "invariant+causal",
@@ -74,6 +75,7 @@ class DebiasedClickbaitClassifier(TorchBinaryClassifier):
         self.lambda_rec = lambda_rec
         self.reconstruct = reconstruct
         self.lambda_aux = lambda_aux
+        self.lambda_grl = lambda_grl
         self.lambda_inv = lambda_inv
         self.invariance_penalty = invariance_penalty
         self.invariance_target = invariance_target
@@ -226,7 +228,7 @@ class DebiasedClickbaitClassifier(TorchBinaryClassifier):
         if self.lambda_noise > 0:
             if self.noise_penalty == "grl":
                 # the head learns to predict y from z_n; the reversed gradient makes the encoder remove that signal
-                logit_n = net.noise_head(L.grad_reverse(out["z_n"], 1.0)).squeeze(1)
+                logit_n = net.noise_head(L.grad_reverse(out["z_n"], self.lambda_grl)).squeeze(1)
                 terms["noise"] = self.lambda_noise * F.binary_cross_entropy_with_logits(logit_n, y)
             else:
                 terms["noise"] = self.lambda_noise * L.hsic(out["z_n"], y)

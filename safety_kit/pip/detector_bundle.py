@@ -33,6 +33,10 @@ FORMAT_VERSION = 1
 HF_ADAPTERS = {"blip2": HFBlip2Adapter, "instructblip": HFInstructBlipAdapter, "llava": HFLlavaAdapter}
 
 
+# the paper's probe questions for real VLMs (brief §2.2); index 0 is its default
+HF_DEFAULT_PROBES = ("Is there a clock?", "Is this in the United States?", "Is this photo an action shot?")
+
+
 @dataclasses.dataclass
 class PIPTrainConfig:
     """Everything `paperkits safety pip train` uses (saved as config.yaml beside the detector)."""
@@ -41,7 +45,7 @@ class PIPTrainConfig:
     checkpoint: str = ""  # local HF checkpoint directory (HF backends)
     images: str = ""  # folder of clean images (HF backends)
     task_question: str = "what is in the image?"  # the question the attacker targets (HF backends)
-    probes: list[str] = dataclasses.field(default_factory=lambda: list(sc.DEFAULT_PROBES[:1]))
+    probes: list[str] = dataclasses.field(default_factory=list)  # empty: the backend's default probe
     alarm_k: int = 1
     C: float = 10.0
     kernel: str = "linear"
@@ -60,8 +64,8 @@ class PIPTrainConfig:
     def __post_init__(self) -> None:
         if self.backend not in ("tiny", *HF_ADAPTERS):
             raise ValueError(f"backend must be 'tiny' or one of {sorted(HF_ADAPTERS)}, got {self.backend!r}")
-        if not self.probes:
-            raise ValueError("probes must list at least one probe question")
+        if not self.probes:  # the tiny VLM's scenes never contain a purple star; real VLMs get the paper's probe
+            self.probes = list(sc.DEFAULT_PROBES[:1] if self.backend == "tiny" else HF_DEFAULT_PROBES[:1])
         if not 1 <= self.alarm_k <= len(self.probes):
             raise ValueError(f"alarm_k must be between 1 and the number of probes ({len(self.probes)})")
 

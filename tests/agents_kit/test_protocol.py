@@ -87,3 +87,12 @@ def test_json_schema_lists_every_message_type():
     schema = json.dumps(json_schema())
     for kind in MessageType:
         assert f'"{kind.value}"' in schema
+
+
+def test_bad_frame_error_names_the_field_of_its_own_frame_kind():
+    from agents_kit.protocol import ProtocolError, parse_client_frame
+
+    with pytest.raises(ProtocolError, match=r"ack\.inbox_id"):
+        parse_client_frame('{"op": "ack", "inbox_id": "x"}')
+    with pytest.raises(ProtocolError, match="'nope'.*'hello', 'send', 'ack', 'ping'"):
+        parse_client_frame('{"op": "nope"}')

@@ -82,3 +82,12 @@ def test_user_mistakes_are_one_line_errors(tmp_path):
     hf = runner.invoke(safety, ["pip", "train", "--out", str(tmp_path), "--backend", "blip2"])
     assert hf.exit_code == 2 and "--checkpoint" in hf.output
     assert runner.invoke(safety, ["pip", "--help"]).exit_code == 0
+
+
+def test_default_probe_depends_on_backend():
+    from safety_kit.pip import scenes
+    from safety_kit.pip.detector_bundle import HF_DEFAULT_PROBES, PIPTrainConfig
+
+    assert PIPTrainConfig(backend="tiny").probes == [scenes.DEFAULT_PROBES[0]]
+    assert PIPTrainConfig(backend="instructblip").probes == ["Is there a clock?"] == list(HF_DEFAULT_PROBES[:1])
+    assert PIPTrainConfig(backend="llava", probes=["Is it raining?"]).probes == ["Is it raining?"]

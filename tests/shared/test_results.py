@@ -96,3 +96,23 @@ def test_partial_rows_resume_and_signature(tmp_path):
     assert again.get(arm="a", seed=1) is None
     other = PartialRows(tmp_path / "rows.jsonl", signature={"steps": 20})
     assert other.get(arm="a", seed=0) is None  # a different config never reuses rows
+
+
+def test_dirty_flag_ignores_results_but_not_code(tmp_path):
+    import subprocess
+
+    from shared.results import git_commit
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "a.json").write_text("{}")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init")
+    (tmp_path / "results" / "a.json").write_text('{"new": 1}')
+    assert git_commit(tmp_path)["dirty"] is False
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_commit(tmp_path)["dirty"] is True

@@ -3,17 +3,8 @@ import math
 
 import pytest
 
-from llm_dynamics_kit.copying.bench import BENCHMARK, repeat_augmented
+from llm_dynamics_kit.copying.bench import BENCHMARK, SYNTHETIC, condition_tokens
 from shared.benchmarks import run_benchmark
-
-
-def test_repeat_augmentation_duplicates_spans_only():
-    import numpy as np
-
-    tokens = np.arange(1000, dtype=np.uint16)
-    augmented = repeat_augmented(tokens, fraction=0.5, seed=0)
-    assert augmented.dtype == tokens.dtype and len(tokens) < len(augmented) < 2 * len(tokens) + 48
-    assert set(np.unique(augmented)) == set(tokens)  # nothing new, only duplicated spans
 
 
 @pytest.mark.slow
@@ -22,28 +13,37 @@ def test_quick_profile_writes_results(tmp_path, isolated_cache, monkeypatch):
     path = run_benchmark(BENCHMARK, profile="quick", out=tmp_path)
     data = json.loads(path.read_text())
     assert data["benchmark"] == "copying" and data["profile"] == "quick"
-    assert {row["arm"] for row in data["rows"]} == {"vanilla", "batch_2B"}
+    assert {(row["dataset"], row["arm"]) for row in data["rows"]} == {
+        ("stdlib", "vanilla"), ("stdlib", "batch_2B"), (SYNTHETIC, "vanilla")}
     for row in data["rows"]:
-        assert 0.0 <= row["max_copy_acc"] <= 1.0 and row["val_loss"] < 7.0
+        assert 0.0 <= row["max_copy_acc"] <= 1.0 and row["steps"] == 30
         assert row["batch_size"] == (4 if row["arm"] == "vanilla" else 8)
-    assert isinstance(data["extra"]["claims"]["copying_emerged"], bool)
-    assert data["summary"] and any(n.startswith("claim 2") for n in data["notes"])
+        if row["dataset"] == "stdlib":
+            assert row["val_loss"] < 7.0
+    assert isinstance(data["extra"]["claims"]["stdlib"]["copying_emerged"], bool)
+    assert data["extra"]["claims"][SYNTHETIC]["steps_not_tokens"] is None  # one arm: not testable
+    assert data["summary"] and any(n.startswith("[stdlib corpus (paper's setting)] claim 2") for n in data["notes"])
     for fig in data["figures"]:
         assert (tmp_path / "llm" / fig["path"]).is_file()
     # identical initial weights across batch sizes: both arms start from the same step-0 evaluation
-    first = {row["arm"]: row["initial_copy_gold_logprob"] for row in data["rows"]}
+    first = {row["arm"]: row["initial_copy_gold_logprob"] for row in data["rows"] if row["dataset"] == "stdlib"}
     assert math.isfinite(first["vanilla"]) and first["vanilla"] == first["batch_2B"]
 
 
-def test_random_repeats_arm_trains_on_text_with_repeated_pool_spans():
+def test_synthetic_condition_is_repeated_random_spans_with_text_gaps():
     from types import SimpleNamespace
 
     import numpy as np
 
-    from llm_dynamics_kit.copying.bench import _arm_tokens
+    text = (np.arange(20_000) % 300 + 1).astype(np.uint16)
+    data = SimpleNamespace(train=text, vocab_size=512)
+    assert condition_tokens("stdlib", data) is data.train
+    stream = condition_tokens(SYNTHETIC, data)
+    assert stream.dtype == np.uint16 and len(stream) == 1_000_000 and 0 not in set(stream[:50_000].tolist())
+    # text appears only in the gaps (0-8 tokens after each 10-24-token span): a small share of the stream
+    assert 0.02 < np.mean(np.diff(stream[:50_000].astype(int)) == 1) < 0.3
+    # and it rewards copying: 4-grams recur within 128 tokens, unlike in the text itself
+    from llm_dynamics_kit.copying.corpus import repeat_fraction
 
-    data = SimpleNamespace(train=(np.arange(20_000) % 300 + 1).astype(np.uint16), vocab_size=512)
-    assert _arm_tokens("vanilla", data) is data.train
-    stream = _arm_tokens("random_repeats", data)
-    assert stream.dtype == np.uint16 and stream.max() < 512 and 0 not in set(stream.tolist())  # pool excludes id 0
-    assert not np.array_equal(stream[:1000], data.train[:1000])
+    assert repeat_fraction(stream[:20_000], window=128) > 0.1 > repeat_fraction(text[:20_000], window=128)
+    assert condition_tokens(SYNTHETIC, data)[:1000].tolist() == stream[:1000].tolist()  # deterministic

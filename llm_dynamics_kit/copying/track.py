@@ -210,6 +210,11 @@ class Onsets:
     abruptness: float  # largest single-interval accuracy gain / maximum accuracy
     max_copy_acc: float
     final_copy_acc: float
+    # the same onset on the per-token (teacher-forced) accuracy, the continuous companion of exact match: it
+    # times the jump when whole 6-token suffixes are still rare (NaN below ``min_token_acc``; chance ≈ 1/|pool|)
+    token_step: float
+    token_tokens: float
+    max_copy_token_acc: float
     layer_steps: list[float]  # per layer: first eval where max_h I(L, h) ≥ tau
     layer_rho: float  # Spearman ρ(layer, formation step) over layers that formed
 
@@ -224,7 +229,7 @@ def _first(xs: Sequence[float], flags: Sequence[bool]) -> float:
 
 
 def onsets(records: Sequence[dict[str, Any]], loss_frac: float = 0.9, copy_frac: float = 0.5, tau: float = 0.3,
-           min_copy_acc: float = 0.05) -> Onsets:
+           min_copy_acc: float = 0.05, min_token_acc: float = 0.05) -> Onsets:
     """Loss-saturation and copy-onset steps (thresholds are the brief's pre-registered ones, §8.4)."""
     if not records:
         raise DataError("no records to analyse")
@@ -243,6 +248,12 @@ def onsets(records: Sequence[dict[str, Any]], loss_frac: float = 0.9, copy_frac:
     if best >= min_copy_acc:  # below this there is no copying to time
         flags = acc >= copy_frac * best
         copy_step, copy_tokens = _first(steps, flags), _first(tokens, flags)
+    token_acc = np.array([r.get("copy_token_acc", math.nan) for r in records], dtype=float)
+    best_token = float(np.nanmax(token_acc)) if np.isfinite(token_acc).any() else math.nan
+    token_step = token_tokens = math.nan
+    if best_token >= min_token_acc:
+        flags = token_acc >= copy_frac * best_token
+        token_step, token_tokens = _first(steps, flags), _first(tokens, flags)
     gains = np.diff(acc) if len(acc) > 1 else np.zeros(1)
     abrupt = float(gains.max() / best) if best > 0 else math.nan
     layer_steps: list[float] = []
@@ -257,5 +268,6 @@ def onsets(records: Sequence[dict[str, Any]], loss_frac: float = 0.9, copy_frac:
         rho = float(spearmanr([i for i, _ in formed], [s for _, s in formed]).statistic)
     return Onsets(loss_step=loss_step, copy_step=copy_step, loss_tokens=loss_tokens, copy_tokens=copy_tokens,
                   ratio=copy_step / loss_step if loss_step and math.isfinite(loss_step) else math.nan,
-                  abruptness=abrupt, max_copy_acc=best, final_copy_acc=float(acc[-1]), layer_steps=layer_steps,
+                  abruptness=abrupt, max_copy_acc=best, final_copy_acc=float(acc[-1]), token_step=token_step,
+                  token_tokens=token_tokens, max_copy_token_acc=best_token, layer_steps=layer_steps,
                   layer_rho=rho)

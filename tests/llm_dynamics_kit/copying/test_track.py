@@ -33,6 +33,13 @@ def test_onsets_known_answers():
     assert result.layer_steps == [200, 400] and result.layer_rho == pytest.approx(1.0)
     flat = onsets([{**r, "copy_acc": 0.01} for r in records])
     assert math.isnan(flat.copy_step) and math.isnan(flat.ratio)  # no copying: no onset, not a fake one
+    assert math.isnan(result.token_step)  # no per-token accuracies recorded: no token onset
+    token = [0.002, 0.003, 0.01, 0.04, 0.12, 0.13]  # the per-token jump: first >= 0.5 * 0.13 at step 400
+    tokened = onsets([{**r, "copy_acc": 0.01, "copy_token_acc": t} for r, t in zip(records, token)])
+    assert tokened.token_step == 400 and tokened.token_tokens == 4000 and tokened.max_copy_token_acc == 0.13
+    assert math.isnan(tokened.copy_step)  # exact match never reached its threshold
+    chance = onsets([{**r, "copy_token_acc": 0.003} for r in records])
+    assert math.isnan(chance.token_step)  # chance-level token accuracy is not an onset
     with pytest.raises(DataError):
         onsets([])
 

@@ -1,4 +1,4 @@
-"""Benchmark ``recsys.negsamp``: every sampler family on RecBole's ml-100k with RecBole's own BPR/LightGCN.
+"""Benchmark ``recsys.negsampling``: every sampler family on RecBole's ml-100k with RecBole's own BPR/LightGCN.
 
 Protocol (brief §8.3/§10.3): per-user RS 80/10/10 split, full ranking, early stopping on valid NDCG@20,
 best-valid checkpoint tested; equal epoch budget per profile; seeds paired across samplers (RecBole's seed
@@ -22,7 +22,7 @@ from shared.errors import ConfigError
 from shared.progress import progress
 from shared.results import BenchmarkResult, Figure
 
-NAME, KIT = "negsamp", "recsys"
+NAME, KIT = "negsampling", "recsys"
 ALL_SAMPLERS = ["uniform", "popularity", "dns", "dns_mn", "cns", "ahns", "srns", "mixgcf", "dens", "irgan",
                 "pris", "tce", "kg_neighbour", "kgpolicy"]
 METRICS = ["test_recall@10", "test_recall@20", "test_ndcg@10", "test_ndcg@20"]
@@ -54,17 +54,35 @@ PROFILES: dict[str, GridSpec] = {
     "default": GridSpec(models=["BPR"],
                         samplers=[NATIVE_UNIFORM, "uniform", "popularity", "dns", "dns_mn", "ahns", "mixgcf", "dens",
                                   "pris", "tce", "kg_neighbour"],
-                        settings=["all_positive"], epochs=10, eval_step=5, stopping_step=3),
-    # every family on BPR; LightGCN (about 6x BPR's epoch cost on CPU) and the second setting on a subset.
-    # Estimated ~50 CPU-minutes on 2 cores (see the report); lr 5e-3 converges BPR in 25-35 epochs (brief §8.3).
+                        settings=["all_positive"], epochs=10, eval_step=2, stopping_step=3),
+    # Every family on BPR; LightGCN with uniform, DNS(M=16) and MixGCF (the speed target needs uniform and dns
+    # there); the second setting on BPR with predefined + uniform/popularity/DNS(M,N). Same epoch cap for every
+    # arm. Per-epoch CPU seconds measured on ml-100k with one thread (BPR: uniform 0.17, dns 0.39, srns 1.85,
+    # dens 1.5, irgan 2.5, kgpolicy (bench settings) 1.9, sum over the 15 BPR arms ~11.7 s; LightGCN: uniform
+    # 1.24, dns 1.9, mixgcf 3.9; one full-ranking evaluation ~0.12 s). 25 epochs with eval every 5 ran in 26.5
+    # min wall (no arm stopped early). Evaluating every 2 epochs costs ~1.5 s per run but lets early stopping end
+    # the hard-negative arms, which peak within 2-6 epochs on RecBole's BPR (no L2 term) and then degrade, so
+    # the 30-epoch cap fits the same budget; it also picks their best checkpoint at a 2-epoch resolution instead
+    # of 5. Dropped from the first plan to fit the 40-minute budget: LightGCN with RecBole's own sampler and
+    # with DNS(M,N).
     "full": GridSpec(models=["BPR", "LightGCN"], samplers=[NATIVE_UNIFORM, *ALL_SAMPLERS],
-                     settings=["all_positive", "low_ratings_negative"], epochs=30, eval_step=5, stopping_step=3,
-                     model_samplers={"LightGCN": [NATIVE_UNIFORM, "uniform", "dns", "dns_mn", "mixgcf"]},
+                     settings=["all_positive", "low_ratings_negative"], epochs=30, eval_step=2, stopping_step=3,
+                     model_samplers={"LightGCN": ["uniform", "dns", "mixgcf"]},
                      setting_samplers={"low_ratings_negative": ["uniform", "popularity", "dns_mn"]},
                      setting_models={"low_ratings_negative": ["BPR"]}),
 }
-# DNS(M, N) softened as in the brief's prototype (top-5 of 16); DENS warm-up scaled to the epoch budget.
-DEFAULT_PARAMS: dict[str, dict[str, Any]] = {"dns_mn": {"top_n": 5}}
+# Benchmark overrides of class defaults (documented; the classes keep the papers' defaults):
+# - DNS(M, N): softened as in the brief's prototype (top-5 of 16, §8.3).
+# - KGPolicy: the official action sets (64 KG neighbours + 64 random items, top-32 pruned, 64-d policy, REINFORCE
+#   on every walk) cost ~2 s per batch of 2048 on one CPU core (~80 s/epoch on ml-100k); the benchmark uses
+#   16 + 16 actions, 8 pruned, a 32-d policy and REINFORCE on 256 walks per batch (~1.7 s/epoch). Same walk rule
+#   (argmax hop, top-k hop, recommender prune at every step), official learning rate 1e-4.
+# - DENS / SRNS warm-up and T-CE's drop-rate schedule are scaled to the epoch budget (see sampler_params).
+DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
+    "dns_mn": {"top_n": 5},
+    "kgpolicy": {"edge_threshold": 16, "num_random": 16, "num_sample": 8, "dim": 32, "policy_batch": 256},
+}
+HARD_NEGATIVE = ["dns", "dns_mn", "cns", "ahns", "srns", "mixgcf", "dens"]  # model-aware (survey §3.2)
 
 
 def arms(spec: GridSpec) -> list[tuple[str, str, str]]:
@@ -104,7 +122,7 @@ def run_grid(spec: GridSpec, seeds: list[int], results_root: Path, signature: di
     runs_dir = work_dir(results_root, KIT, NAME) / "runs"
     rows = []
     todo = [(a, s) for a in arms(spec) for s in seeds]
-    for (setting, model, sampler), seed in progress(todo, desc="negsamp runs", unit="run"):
+    for (setting, model, sampler), seed in progress(todo, desc="negsampling runs", unit="run"):
         key = {"setting": setting, "model": model, "sampler": sampler, "seed": seed}
         row = store.get(**key)
         if row is None:
@@ -164,14 +182,56 @@ def summarise(rows: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
         parts.append(
             f"{model} ({setting}): best test NDCG@20 {top} {arm[top]:.4f} vs uniform {arm.get('uniform', float('nan')):.4f}"
             f" ({cost.get((setting, model, top), float('nan')):.1f}x uniform's CPU time/epoch); beats uniform in every "
-            f"seed: {', '.join(better) or 'none'}; worse in every seed: {', '.join(worse) or 'none'}.")
-    native = _mean_by(rows, "cpu_time_vs_uniform")
-    overhead = [v for (s, m, smp), v in native.items() if smp == NATIVE_UNIFORM]
-    if overhead:
-        parts.append(f"RecBole's own Trainer+uniform sampler costs {np.mean(overhead):.2f}x our hook's uniform per epoch.")
-    parts.append("Literature ordering (brief §8.2): popularity <= uniform < adversarial < DNS ~ MixGCF < DENS/AHNS/SRNS; "
-                 "short budgets and dense ml-100k favour hard negatives early, so compare at the full profile.")
+            f"seed: {', '.join(better) or 'none'}; worse in every seed: {', '.join(worse) or 'none'}; measured "
+            f"ordering: {' > '.join(order)}.")
+    parts += speed_sentences(rows)
+    parts += literature_sentences(ndcg)
     return " ".join(parts), extra
+
+
+def speed_sentences(rows: list[dict[str, Any]]) -> list[str]:
+    """The issue's speed targets: DNS(M=16) ≤ 2.5x uniform per epoch on LightGCN; our uniform ≤ 1.1x RecBole's."""
+    cost = _mean_by(rows, "cpu_time_vs_uniform")
+    out = []
+    for setting, model, sampler in sorted(cost):
+        if (setting, model, sampler) == ("all_positive", "LightGCN", "dns"):
+            ratio = cost[(setting, model, sampler)]
+            out.append(f"Speed: DNS(M=16) costs {ratio:.2f}x uniform's CPU time per epoch on LightGCN (target <= 2.5x: "
+                       f"{'met' if ratio <= 2.5 else 'missed'}).")
+        if sampler == NATIVE_UNIFORM:
+            ratio = 1.0 / cost[(setting, model, sampler)]
+            out.append(f"Our uniform sampler costs {ratio:.2f}x RecBole's built-in uniform sampler per epoch on {model} "
+                       f"({setting}; target <= 1.10x: {'met' if ratio <= 1.10 else 'missed'}).")
+    return out
+
+
+def literature_sentences(ndcg: dict[tuple[str, str, str], float]) -> list[str]:
+    """Check the literature's ordering (brief §1/§8.2) pairwise on mean test NDCG@20, per backbone."""
+    out = ["Literature (brief §1/§8.2): popularity <= uniform < IRGAN < DNS ~ MixGCF < DENS/AHNS/SRNS (+ KGPolicy with a "
+           "KG), hard negatives +5-30% over uniform. Checked here on mean test NDCG@20 (differences smaller than the "
+           "seed std are not significant; the paired wins above are the robust statement):"]
+    for model in sorted({m for s, m, _ in ndcg if s == "all_positive"}):
+        arm = {smp: v for (s, m, smp), v in ndcg.items() if (s, m) == ("all_positive", model)}
+        if "uniform" not in arm:
+            continue
+        uni = arm["uniform"]
+        checks = []
+        hard = [h for h in HARD_NEGATIVE if h in arm]
+        if hard:
+            above = [h for h in hard if arm[h] > uni]
+            checks.append(f"hard negatives > uniform for {len(above)}/{len(hard)} ({', '.join(above) or 'none'})")
+        if "popularity" in arm:
+            checks.append(f"popularity {'<=' if arm['popularity'] <= uni else '>'} uniform")
+        if "irgan" in arm and "dns" in arm:
+            between = uni < arm["irgan"] < arm["dns"]
+            checks.append(f"IRGAN {'between uniform and DNS' if between else 'not between uniform and DNS'}")
+        newer = [h for h in ("dens", "ahns", "srns") if h in arm and "dns" in arm]
+        if newer:
+            checks.append(f"DENS/AHNS/SRNS > DNS for {sum(arm[h] > arm['dns'] for h in newer)}/{len(newer)}")
+        if "kgpolicy" in arm and "dns" in arm:
+            checks.append(f"KGPolicy {'>' if arm['kgpolicy'] > arm['dns'] else '<='} DNS")
+        out.append(f"{model}: " + "; ".join(checks) + ".")
+    return out
 
 
 def figures(rows: list[dict[str, Any]], out: Path) -> list[Figure]:
@@ -223,11 +283,19 @@ def build_result(spec: GridSpec, seeds: list[int], rows: list[dict[str, Any]], o
                 {s: sampler_params(spec, s) for s in spec.samplers}},
         summary=summary, datasets=[f"{spec.dataset} (RecBole atomic files)"], figures=figs, extra=extra,
         notes=["CPU seconds (time.process_time) are the cost measure; wall time on a shared machine is noisy.",
-               "Seeds are paired: RecBole's seed also reshuffles the split, so compare samplers per seed."])
+               "Seeds are paired: RecBole's seed also reshuffles the split, so compare samplers per seed.",
+               f"Equal epoch budget ({spec.epochs} epochs, early stopping on valid NDCG@20 every {spec.eval_step}) "
+               "for every sampler: at lr 5e-3 uniform BPR peaks after 15-35 epochs and uniform LightGCN after ~70 "
+               "(brief §8.3), so a short budget favours the faster-converging hard negatives, above all on LightGCN.",
+               "RecBole's BPR has no L2 term: with hard negatives its validation NDCG@20 peaks within a few epochs "
+               "and then falls (see valid_curves); the best-validation checkpoint is what is tested.",
+               "Benchmark overrides of the samplers' paper defaults (KGPolicy action sets and REINFORCE batch, "
+               "DNS(M,N) top-5, warm-ups scaled to the budget) are listed in config.sampler_params_used and "
+               "explained in bench.py."])
 
 
 def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
-    """Benchmark entry point (``paperkits bench negsamp``)."""
+    """Benchmark entry point (``paperkits bench negsampling``)."""
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}")
     spec = PROFILES[profile]

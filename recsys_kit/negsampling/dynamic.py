@@ -24,7 +24,12 @@ from shared.errors import ConfigError
 
 
 class CandidateSampler(NegativeSampler):
-    """Base for samplers that score ``M`` uniform candidates per positive."""
+    """Base for samplers that score ``M`` uniform candidates per positive.
+
+    ``n_candidates`` defaults to M = 16 (DNS, DNS(M,N), cns, AHNS, MixGCF, DENS): the kit's one protocol value
+    (brief §10.3, "M = 16 uniform candidates", also the value of the §8.3 prototype runs), not any single repo's
+    default — each subclass's docstring says what its official code uses (SRNS keeps its own S1 = 8).
+    """
 
     needs_model = True
     family = "dynamic"
@@ -108,8 +113,11 @@ class CurriculumDNSSampler(CandidateSampler):
 class AHNSSampler(CandidateSampler):
     """AHNS (Lai et al., AAAI'24): j* = argmin_j |s(u,j) - beta·(s(u,i) + alpha)^(p+1)|, p < 0.
 
-    The better the positive is already scored, the easier the chosen negative. Defaults are the AHNS repo's
-    (alpha 1, beta 0.1, p -2; brief §4); they need tuning to the score scale (brief §8.3).
+    The better the positive is already scored, the easier the chosen negative. Sources of the defaults
+    (brief §4): alpha 1.0, beta 0.1, p -2 are the AHNS repo's defaults (also its Phones/Tools setting);
+    n_candidates 16 is the kit's protocol M (brief §10.3) — the repo's default is n_negs 32 (Phones/Sports/Tools
+    use 32; its ML-1M setting uses M 16 with alpha 0.1, beta 0.4). (alpha, beta) need tuning to the score
+    scale: untuned (the Phones setting) AHNS lost to uniform on ml-100k in the brief's prototype (§8.3).
     """
 
     name = "ahns"
@@ -141,6 +149,8 @@ class SRNSSampler(CandidateSampler):
     S1 kept without replacement with p ∝ softmax(s_uj / tau) (Gumbel top-k).
     Choice (brief §3.2 "distribution-based"): the history is per (user, item), positive-independent, and
     recorded per epoch over the memory instead of the official 3000-item pools (memory cost O(U·S1·H)).
+    Defaults are the official run.sh values (brief §4): S1 8, S2_div_S1 8, alpha 5.0, warmup 50, tau 10; the
+    history length 5 is the brief's "last 5 epochs" (§3.2.4).
     Cost O((S1 + S2) d) per positive + O(U·S1·d) per epoch.
     """
 
@@ -218,6 +228,8 @@ class MixGCFSampler(CandidateSampler):
     Per layer l: e'_j(l) = a_l e_i(l) + (1 - a_l) e_j(l), a_l ~ U(0,1) per positive and layer; pick
     j*_l = argmax_j <pool(e_u), e'_j(l)>; e_n = mean_l e'_{j*_l}(l). Gradient flows into e_i and the chosen
     e_j. For MF (L = 0) it is positive mixing + DNS. Loss: BPR on <e_u, e_n> + the model's own L2.
+    n_candidates 16 is the kit's protocol M (brief §10.3); the MixGCF repo's default is n_negs 64 (its LightGCN
+    runs use 32 Alibaba, 64 Yelp2018, 16 Amazon; brief §4).
     Cost O(M (L+1) d) per positive.
     """
 
@@ -289,6 +301,8 @@ class DENSSampler(CandidateSampler):
     original e_{j*_l}(l) pooled over layers. L_gate = gamma/4 [sp(s(u,i^ir) - s(u,i^r)) + sp(s(u,j^r) - s(u,j^ir))
     + sp(s(u,j^r) - s(u,i^r)) + sp(s(u,i^ir) - s(u,j^ir))] on layer-pooled parts (brief §3.2.4).
     The gates are this sampler's parameters, trained jointly by :class:`NegSamplingTrainer`.
+    Sources of the defaults (brief §4): gamma 0.3 and warmup 100 (epochs) are the DENS repo's defaults;
+    n_candidates 16 is the kit's protocol M (brief §10.3) — the DENS repo's default is n_negs 6.
     Cost O(M (L+1) d²) for the gates + O(M (L+1) d).
     """
 

@@ -6,13 +6,31 @@ share a KG fact with the positive ("hard by knowledge").
 
 - ``kg_neighbour`` (baseline): one uniform two-hop KG neighbour of the positive; uniform fallback when the
   positive has no KG neighbour or the neighbour is a training positive. Cost O(1).
-- ``kgpolicy`` (KGPolicy-lite, Wang et al., WWW'20): a policy walks ``k_step`` times from the positive; each
-  step scores an action set of ``num_sample`` two-hop KG items + ``num_random`` random items with
-  π(n) = softmax_n <g_u, LeakyReLU(g_a ⊙ g_n)> and samples one; the last step *prunes*: among its top
-  ``prune_size`` actions by π, keep the recommender's argmax s(u,j). Reward r = s(u,j) + <e_i, e_j> (recommender
-  embeddings), baseline = last epoch's mean reward, REINFORCE loss -(r - b) Σ_t log π(a_t). Left out (documented):
-  the official GraphSAGE encoder over the KG (plain embeddings here) and MF pre-training.
-  Cost per positive: k_step × (num_sample + num_random) policy scores + prune_size recommender scores.
+- ``kgpolicy`` (KGPolicy-lite, Wang et al., WWW'20; brief §3.5): a policy over the KG's nodes (items and
+  attribute entities) walks ``k_step`` times from the positive. Every epoch each node gets an action set of
+  ``edge_threshold`` sampled KG neighbours (padded with random items) + ``num_random`` random items, and
+  π(n | u, a) = softmax_n <g_u, LeakyReLU(g_a ⊙ g_n)>. One k-step, exactly as in the official
+  ``KGPolicy.forward``: hop 1 takes the *argmax* action -> node e; hop 2 takes the *top-``num_sample``* actions
+  of e; ids that are not items are replaced by random items; *prune*: the recommender scores those
+  ``num_sample`` items and keeps its argmax s(u,j), which becomes the next anchor — so pruning happens at every
+  k-step, and the negative used for training is the last step's. Selection is greedy (argmax/top-k, no
+  sampling) as in the official code; exploration comes from the action sets re-drawn every epoch. Reward per
+  step r_t = s(u,j_t) + <e_i, e_{j_t}> (recommender embeddings, i = the original positive), baseline = the
+  previous epoch's mean reward, REINFORCE loss -Σ_t (r_t - b)(log π(e_t) + log π(j_t)) (the official code
+  computes a discounted return but uses the undiscounted per-step reward; so do we).
+  Defaults are the official ones (brief §4): k_step 2, edge_threshold 64 (+64 random), num_sample 32,
+  policy lr 1e-4, embedding 64 (the GraphSAGE output width).
+  Deviations (documented choices): the policy scores plain node embeddings instead of the official 2-layer
+  GraphSAGE over the collaborative KG, with no MF/KG pre-training (pre-trained weights ship in a release zip
+  that is not available offline); with ``filter_positives=True`` (default) training positives among the
+  ``num_sample`` candidates are replaced by uniform non-positive items *before* pruning — the official code
+  swaps a positive final negative for a uniform one *after* pruning (``filter_positives=False``), which on
+  dense data (ml-100k: ~86 training items per user) makes the recommender's argmax land on a training positive
+  most of the time, so KGPolicy would mostly train on uniform negatives.
+  Cost per positive: k_step × 2 × (edge_threshold + num_random) policy scores (d-dim) + k_step × num_sample
+  recommender scores, and the same again with gradient for the REINFORCE step (``policy_batch`` walks, default
+  all); per epoch O(#nodes × (edge_threshold + num_random)) to redraw the action sets. At the official defaults
+  that is ~2 s per batch of 2048 on one CPU core (ml-100k: ~80 s/epoch), which is why the benchmark shrinks it.
 """
 
 from __future__ import annotations
@@ -33,7 +51,7 @@ from recsys_kit.negsampling.base import (
     register,
     uniform_candidates,
 )
-from shared.errors import DataError
+from shared.errors import ConfigError, DataError
 
 
 @dataclasses.dataclass
@@ -138,45 +156,81 @@ class KGNeighbourSampler(NegativeSampler):
 
 
 class _Policy(torch.nn.Module):
-    """KGPolicy-lite scorer: π(n | u, a) ∝ exp <g_u, LeakyReLU(g_a ⊙ g_n)>."""
+    """KGPolicy-lite scorer over KG nodes: π(n | u, a) ∝ exp <g_u, LeakyReLU(g_a ⊙ g_n)>."""
 
-    def __init__(self, n_users: int, n_items: int, dim: int) -> None:
+    def __init__(self, n_users: int, n_nodes: int, dim: int) -> None:
         super().__init__()
         self.users = torch.nn.Embedding(n_users, dim)
-        self.items = torch.nn.Embedding(n_items, dim)
-        torch.nn.init.normal_(self.users.weight, std=0.1)
-        torch.nn.init.normal_(self.items.weight, std=0.1)
+        self.nodes = torch.nn.Embedding(n_nodes, dim)
+        torch.nn.init.xavier_uniform_(self.users.weight)  # the official entity table uses xavier_uniform
+        torch.nn.init.xavier_uniform_(self.nodes.weight)
 
     def logits(self, users: torch.Tensor, anchors: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """``[B, A]`` logits of actions ``[B, A]`` from anchors ``[B]``."""
-        mixed = F.leaky_relu(self.items(anchors).unsqueeze(1) * self.items(actions))  # [B, A, d]
+        """``[B, A]`` logits of actions ``[B, A]`` (node ids) from anchor nodes ``[B]``."""
+        mixed = self.nodes(anchors).unsqueeze(1) * self.nodes(actions)  # [B, A, d]
+        mixed = F.leaky_relu_(mixed) if not torch.is_grad_enabled() else F.leaky_relu(mixed)  # in place when sampling
         return torch.einsum("bd,bad->ba", self.users(users), mixed)
+
+
+def action_table(kg: KnowledgeGraph, edge_threshold: int, num_random: int,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """``[n_items + n_attributes, edge_threshold + num_random]`` action sets over KG nodes (official
+    ``build_sampler_graph``): up to ``edge_threshold`` neighbours drawn without replacement, padded with random
+    items, then ``num_random`` random items. Node ids: items ``[0, n_items)``, attribute a -> ``n_items + a``.
+    """
+    n_nodes = kg.n_items + kg.n_attributes
+    # neighbour CSR over all nodes: items -> their attributes, attributes -> their items
+    degree = torch.cat([kg.item_offsets[1:] - kg.item_offsets[:-1], kg.attr_offsets[1:] - kg.attr_offsets[:-1]])
+    values = torch.cat([kg.item_attrs + kg.n_items, kg.attr_items])
+    rows = torch.repeat_interleave(torch.arange(n_nodes), degree)
+    # shuffle within rows: sort by (row, random key), then the first edge_threshold of each row are a sample
+    keys = torch.rand(len(values), generator=generator)
+    order = torch.argsort(rows.double() + keys.double())
+    offsets = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(degree, 0)])
+    within = torch.arange(len(values)) - offsets[rows]
+    keep = within < edge_threshold
+    table = torch.randint(1, kg.n_items, (n_nodes, edge_threshold + num_random), generator=generator)  # random items
+    table[rows[keep], within[keep]] = values[order][keep]
+    return table
 
 
 @register
 class KGPolicySampler(NegativeSampler):
-    """KGPolicy-lite: a REINFORCE policy walking the KG from the positive, with recommender pruning."""
+    """KGPolicy-lite: a REINFORCE policy walking the KG from the positive, pruned by the recommender each step."""
 
     name = "kgpolicy"
     family = "knowledge"
-    cost = "k_step x (num_sample + num_random) policy scores + prune_size recommender scores"
+    cost = ("k_step x 2 x (edge_threshold + num_random) policy scores + k_step x num_sample recommender scores "
+            "per positive; action sets redrawn per epoch")
     needs_model = True
 
-    def __init__(self, k_step: int = 2, num_sample: int = 32, num_random: int = 32, prune_size: int = 8,
-                 dim: int = 32, lr: float = 1e-3, seed: int | None = None) -> None:
+    def __init__(self, k_step: int = 2, edge_threshold: int = 64, num_random: int = 64, num_sample: int = 32,
+                 dim: int = 64, lr: float = 1e-4, filter_positives: bool = True, policy_batch: int | None = None,
+                 seed: int | None = None) -> None:
         super().__init__(seed)
-        self.k_step, self.num_sample, self.num_random = int(k_step), int(num_sample), int(num_random)
-        self.prune_size, self.dim, self.lr = int(prune_size), int(dim), float(lr)
-        self.num_candidates = self.num_sample + self.num_random
+        if min(k_step, edge_threshold, num_sample, dim) < 1 or num_random < 0:
+            raise ConfigError("kgpolicy needs k_step, edge_threshold, num_sample, dim >= 1 and num_random >= 0")
+        if num_sample > edge_threshold + num_random:
+            raise ConfigError(f"num_sample={num_sample} exceeds the action set size edge_threshold + num_random = "
+                              f"{edge_threshold + num_random}")
+        self.k_step, self.edge_threshold, self.num_random = int(k_step), int(edge_threshold), int(num_random)
+        self.num_sample, self.dim, self.lr = int(num_sample), int(dim), float(lr)
+        self.filter_positives = bool(filter_positives)
+        # REINFORCE on a random subset of the batch's walks (None: all, as the official code); an unbiased,
+        # noisier policy gradient that keeps the [B, A, d] backward affordable on CPU (benchmark override)
+        self.policy_batch = None if policy_batch is None else int(policy_batch)
+        self.num_candidates = self.num_sample
 
     def bind(self, ctx: SamplingContext):
         super().bind(ctx)
-        _require_kg(ctx, self.name)
+        kg = _require_kg(ctx, self.name)
         with torch.random.fork_rng():
             torch.manual_seed(int(torch.randint(0, 2**31 - 1, (), generator=self.generator)))
-            self.policy = _Policy(ctx.n_users, ctx.n_items, self.dim)
+            self.policy = _Policy(ctx.n_users, kg.n_items + kg.n_attributes, self.dim)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.lr)
         self.baseline, self._epoch_rewards, self._pending = 0.0, [], None
+        self.actions = action_table(kg, self.edge_threshold, self.num_random, self.generator)
+        self.fallback_share = 0.0
         return self
 
     def on_epoch_start(self, model, epoch):
@@ -184,59 +238,68 @@ class KGPolicySampler(NegativeSampler):
         if self._epoch_rewards:
             self.baseline = float(np.mean(self._epoch_rewards))
         self._epoch_rewards = []
+        if epoch > 0:  # fresh neighbour samples and random items every epoch (official adj_epoch = 1)
+            self.actions = action_table(self._require_ctx().kg, self.edge_threshold, self.num_random, self.generator)
 
-    def actions(self, users: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
-        """``[B, A]`` action set: KG two-hop items of the anchor (random items where none) + random items."""
+    def _replace(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Non-item ids -> random items (official ``filter_entity``); training positives -> uniform negatives."""
         ctx = self._require_ctx()
-        kg = ctx.kg
-        hop_items, found = kg.two_hop(anchors.unsqueeze(1).expand(-1, self.num_sample).contiguous(), self.generator)
-        filler = torch.randint(1, ctx.n_items, hop_items.shape, generator=self.generator)
-        hop_items = torch.where(found & (hop_items > 0), hop_items, filler)
-        randoms = torch.randint(1, ctx.n_items, (len(users), self.num_random), generator=self.generator)
-        return torch.cat([hop_items, randoms], 1)
+        not_item = (items <= 0) | (items >= ctx.n_items)
+        items = torch.where(not_item, torch.randint(1, ctx.n_items, items.shape, generator=self.generator), items)
+        if self.filter_positives:
+            users_2d = users.unsqueeze(1).expand_as(items)
+            bad = ctx.positives.contains(users_2d, items)
+            if bool(bad.any()):
+                items = items.clone()
+                items[bad] = uniform_candidates(ctx, users_2d[bad], 1, self.generator)[:, 0]
+        return items
 
     def sample(self, model, users, pos_items):
         ctx = self._require_ctx()
-        anchors, chosen_steps, action_steps = pos_items, [], []
+        anchors, steps, negatives = pos_items, [], []
         with torch.no_grad():
-            for step in range(self.k_step):
-                acts = self.actions(users, anchors)
-                logits = self.policy.logits(users, anchors, acts)
-                logits = logits.masked_fill(ctx.positives.contains(users.unsqueeze(1), acts), float("-inf"))
-                all_bad = torch.isinf(logits).all(1)
-                logits[all_bad] = 0.0
-                if step < self.k_step - 1:
-                    pick = torch.multinomial(torch.softmax(logits, 1), 1, generator=self.generator)[:, 0]
-                else:  # prune: top prune_size by the policy, then the recommender's hardest
-                    top = logits.topk(min(self.prune_size, acts.shape[1]), dim=1).indices
-                    scores = backbone.score_candidates(model, users, acts.gather(1, top))
-                    pick = top.gather(1, scores.argmax(1, keepdim=True))[:, 0]
-                action_steps.append((anchors, acts))
-                chosen_steps.append(pick)
-                anchors = acts.gather(1, pick.unsqueeze(1))[:, 0]
-        items = anchors.clone()
-        bad = (items == 0) | ctx.positives.contains(users, items)
+            for _ in range(self.k_step):
+                acts1 = self.actions[anchors]  # [B, A]
+                hop1 = self.policy.logits(users, anchors, acts1).argmax(1)  # greedy, as the official step 1
+                entity = acts1.gather(1, hop1.unsqueeze(1))[:, 0]  # [B] node ids (item or attribute)
+                acts2 = self.actions[entity]  # [B, A]
+                top = self.policy.logits(users, entity, acts2).topk(self.num_sample, dim=1).indices  # [B, S]
+                cand = self._replace(users, acts2.gather(1, top))  # [B, S] item ids
+                pick = backbone.score_candidates(model, users, cand).argmax(1)  # prune: recommender's hardest
+                chosen = cand.gather(1, pick.unsqueeze(1))[:, 0]
+                steps.append((anchors, acts1, hop1, entity, acts2, top.gather(1, pick.unsqueeze(1))[:, 0], cand))
+                negatives.append(chosen)
+                anchors = chosen
+        items = negatives[-1].clone()
+        bad = ctx.positives.contains(users, items)
+        self.fallback_share = float(bad.float().mean())
         if bool(bad.any()):  # swapped for uniform negatives, as the official code does
             items[bad] = uniform_candidates(ctx, users[bad], 1, self.generator)[:, 0]
-        self._pending = (users, pos_items, items, action_steps, chosen_steps, ~bad)
+        self._pending = (users, pos_items, negatives, steps)
+        self.last_walk = steps  # per k-step (anchor, actions, hop-1 pick, entity, actions, hop-2 pick, pruned pool)
         return Negatives(items)
 
     def after_step(self, model, interaction):
         if self._pending is None:
             return
-        users, pos, items, action_steps, chosen_steps, valid = self._pending
+        users, pos, negatives, steps = self._pending
         self._pending = None
         with torch.no_grad():
             user_e, item_e = backbone.final_embeddings(model)
             user_e, item_e = user_e.cpu(), item_e.cpu()
-            reward = (user_e[users] * item_e[items]).sum(-1) + (item_e[pos] * item_e[items]).sum(-1)
-        self._epoch_rewards.append(float(reward.mean()))
-        log_prob = torch.zeros(len(users))
-        for (anchors, acts), pick in zip(action_steps, chosen_steps):
-            logits = self.policy.logits(users, anchors, acts)
-            logits = logits.masked_fill(self._require_ctx().positives.contains(users.unsqueeze(1), acts), -1e9)
-            log_prob = log_prob + torch.log_softmax(logits, 1).gather(1, pick.unsqueeze(1))[:, 0]
-        loss = -((reward - self.baseline) * log_prob * valid.float()).mean()
+            rewards = torch.stack([(user_e[users] * item_e[neg]).sum(-1) + (item_e[pos] * item_e[neg]).sum(-1)
+                                   for neg in negatives])  # [k_step, B]
+        self._epoch_rewards.append(float(rewards.mean()))
+        if self.policy_batch is not None and self.policy_batch < len(users):
+            keep = torch.randperm(len(users), generator=self.generator)[: self.policy_batch]
+            users, rewards = users[keep], rewards[:, keep]
+            steps = [tuple(t[keep] for t in step) for step in steps]
+        log_prob = []
+        for anchors, acts1, hop1, entity, acts2, hop2, _ in steps:
+            lp1 = torch.log_softmax(self.policy.logits(users, anchors, acts1), 1).gather(1, hop1.unsqueeze(1))[:, 0]
+            lp2 = torch.log_softmax(self.policy.logits(users, entity, acts2), 1).gather(1, hop2.unsqueeze(1))[:, 0]
+            log_prob.append(lp1 + lp2)
+        loss = -((rewards - self.baseline) * torch.stack(log_prob)).sum(0).mean()
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()

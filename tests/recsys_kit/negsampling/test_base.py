@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from recsys_kit.negsampling import (
     PositiveIndex,
@@ -9,6 +11,7 @@ from recsys_kit.negsampling import (
     sampler_names,
     uniform_candidates,
 )
+from recsys_kit.negsampling.knowledge import KnowledgeGraph
 from shared.errors import ConfigError, DataError
 
 
@@ -67,14 +70,73 @@ def test_empty_training_split_is_a_data_error():
         context_from_arrays(np.array([]), np.array([]), 3, 10)
 
 
-def test_uniform_candidates_never_positive_or_pad_and_reproducible(toy_context):
-    # property test over many random batches (hypothesis is not installed in this venv; seeded loop instead)
-    for seed in range(30):
+# --- property tests (hypothesis): random catalogues, positive sets, batches and seeds -----------------------
+
+def _random_context(n_users: int, n_items: int, density: float, seed: int):
+    """A context with per-user random positive sets (every user keeps at least one negative) + KG + known negatives."""
+    rng = np.random.default_rng(seed)
+    users, items = [], []
+    for user in range(1, n_users):
+        n_pos = int(rng.binomial(n_items - 2, density))  # <= n_items - 2 of the n_items - 1 real items
+        users += [user] * n_pos
+        items += rng.choice(np.arange(1, n_items), size=n_pos, replace=False).tolist()
+    if not users:  # at least one interaction
+        users, items = [1], [1]
+    ctx = context_from_arrays(np.array(users), np.array(items), n_users, n_items)
+    ctx.known_negatives = PositiveIndex(rng.integers(1, n_users, 200), rng.integers(1, n_items, 200), n_users, n_items)
+    kg_items = np.r_[np.arange(1, n_items), rng.integers(1, n_items, n_items)]
+    ctx.kg = KnowledgeGraph.from_pairs(kg_items, kg_items % 7, n_items, 7)
+    ctx.max_epochs = 4
+    return ctx
+
+
+class _MF(torch.nn.Module):
+    """A RecBole-like MF (``user_embedding``/``item_embedding``) with random scores."""
+
+    USER_ID, ITEM_ID, NEG_ITEM_ID = "user_id", "item_id", "neg_item_id"
+
+    def __init__(self, n_users: int, n_items: int, seed: int) -> None:
+        super().__init__()
         gen = torch.Generator().manual_seed(seed)
-        users = torch.randint(1, 50, (int(torch.randint(1, 300, (1,), generator=gen)),), generator=gen)
-        cand = uniform_candidates(toy_context, users, 7, torch.Generator().manual_seed(seed))
-        assert cand.shape == (len(users), 7)
-        assert not toy_context.positives.contains(users.unsqueeze(1), cand).any()
-        assert cand.min() >= 1 and cand.max() < 80
-        again = uniform_candidates(toy_context, users, 7, torch.Generator().manual_seed(seed))
-        assert torch.equal(cand, again)
+        self.user_embedding = torch.nn.Embedding.from_pretrained(torch.randn(n_users, 8, generator=gen), freeze=False)
+        self.item_embedding = torch.nn.Embedding.from_pretrained(torch.randn(n_items, 8, generator=gen), freeze=False)
+
+
+CATALOGUE = dict(n_users=st.integers(2, 40), n_items=st.integers(40, 150), density=st.floats(0.0, 0.6),
+                 seed=st.integers(0, 2**32 - 1))
+
+
+@settings(max_examples=40, deadline=None)
+@given(batch=st.integers(1, 300), num=st.integers(1, 20), **CATALOGUE)
+def test_uniform_candidates_never_positive_or_pad_and_reproducible(batch, num, n_users, n_items, density, seed):
+    ctx = _random_context(n_users, n_items, density, seed)
+    users = torch.randint(1, n_users, (batch,), generator=torch.Generator().manual_seed(seed))
+    cand = uniform_candidates(ctx, users, num, torch.Generator().manual_seed(seed))
+    assert cand.shape == (batch, num)
+    assert not ctx.positives.contains(users.unsqueeze(1), cand).any()
+    assert cand.min() >= 1 and cand.max() < n_items
+    assert torch.equal(cand, uniform_candidates(ctx, users, num, torch.Generator().manual_seed(seed)))
+
+
+@pytest.mark.parametrize("name", sampler_names())
+@settings(max_examples=8, deadline=None)
+@given(batch=st.integers(1, 96), epoch=st.integers(0, 3), **CATALOGUE)
+def test_every_sampler_never_returns_a_training_positive(name, batch, epoch, n_users, n_items, density, seed):
+    ctx = _random_context(n_users, n_items, density, seed)
+    model = _MF(n_users, n_items, seed % 1000)
+    sampler = get_sampler(name, seed=seed % 2**31).bind(ctx)
+    if hasattr(sampler, "build_gates"):
+        sampler.build_gates(model)
+    gen = torch.Generator().manual_seed(seed)
+    for step in range(2):  # two batches: stateful samplers (SRNS memory, IRGAN/KGPolicy) change between them
+        users = torch.randint(1, n_users, (batch,), generator=gen)
+        pos = torch.randint(1, n_items, (batch,), generator=gen)
+        sampler.on_epoch_start(model, epoch + step)
+        out = sampler.sample(model, users, pos)
+        items = out.items
+        assert items.shape[0] == batch
+        assert (items >= 1).all() and (items < n_items).all(), name
+        users_b = users.reshape(-1, *([1] * (items.dim() - 1))).expand_as(items)
+        assert not ctx.positives.contains(users_b, items).any(), name
+        if out.weights is not None:
+            torch.testing.assert_close(out.weights.sum(-1), torch.ones(batch))

@@ -54,3 +54,25 @@ def test_quick_profile_writes_valid_results(tmp_path, monkeypatch):
     assert json.loads(path.read_text())["summary"]
     for fig in data["figures"]:
         assert (path.parent / fig["path"]).is_file()
+
+
+def test_summary_states_speed_targets_and_the_literature_check():
+    rows = []
+    for seed in (0, 1, 2):
+        rows += [_row("uniform", seed, 0.30, 1.0), _row("recbole_uniform", seed, 0.30, 1.25),
+                 _row("popularity", seed, 0.25, 1.0), _row("dns", seed, 0.33, 2.0), _row("irgan", seed, 0.29, 5.0)]
+        rows += [dict(_row("uniform", seed, 0.35, 4.0), model="LightGCN"), dict(_row("dns", seed, 0.36, 12.0), model="LightGCN")]
+    add_relative_cost(rows)
+    text, _ = summarise(rows)
+    assert "measured ordering: dns > uniform > recbole_uniform > irgan > popularity." in text
+    assert "DNS(M=16) costs 3.00x uniform's CPU time per epoch on LightGCN (target <= 2.5x: missed)" in text
+    assert "Our uniform sampler costs 0.80x RecBole's built-in uniform sampler per epoch on BPR" in text
+    assert "BPR: hard negatives > uniform for 1/1 (dns); popularity <= uniform; IRGAN not between uniform and DNS" in text
+
+
+def test_full_profile_keeps_the_required_arms():
+    full = PROFILES["full"]
+    triples = set(arms(full))
+    assert {("all_positive", "LightGCN", s) for s in ("uniform", "dns", "mixgcf")} <= triples
+    assert {("all_positive", "BPR", s) for s in ("recbole_uniform", "uniform", "irgan", "kgpolicy")} <= triples
+    assert len(BENCHMARK.default_seeds("full")) >= 3

@@ -31,7 +31,7 @@ def test_bench_command_on_a_user_dataset(tiny_dataset, tmp_path, monkeypatch):
         "--samplers", "dns,popularity", "--settings", "all_positive,low_ratings_negative", "--seeds", "2",
         "--epochs", "2", "--eval-step", "2", "--embedding-size", "8", "--profile", "quick", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    data = json.loads((out / "recsys" / "negsamp.json").read_text())
+    data = json.loads((out / "recsys" / "negsampling.json").read_text())
     arms = {(a["setting"], a["sampler"]) for a in data["aggregate"]}
     assert ("low_ratings_negative", "predefined") in arms and ("all_positive", "uniform") in arms
     assert all(a["metrics"]["test_ndcg@20"]["n"] == 2 for a in data["aggregate"])

@@ -18,6 +18,7 @@ FAMILY_RUNS = [
     ("BPR", "irgan", {"dim": 8}, 0.05),
     ("BPR", "pris", {"n_samples": 8}, 0.05),
     ("BPR", "kg_neighbour", {}, 0.01),
+    ("BPR", "kgpolicy", {"edge_threshold": 8, "num_random": 8, "num_sample": 8, "dim": 16}, 0.01),
 ]
 
 

@@ -1,9 +1,11 @@
+import numpy as np
 import pytest
 import torch
 
 from recsys_kit.negsampling import get_sampler
+from recsys_kit.negsampling.backbone import score_candidates
 from recsys_kit.negsampling.hook import build_context
-from recsys_kit.negsampling.knowledge import load_knowledge_graph
+from recsys_kit.negsampling.knowledge import KnowledgeGraph, action_table, load_knowledge_graph
 from shared.errors import DataError
 
 
@@ -42,3 +44,40 @@ def test_missing_kg_files_are_data_errors(tmp_path, tiny_recbole):
         load_knowledge_graph(tmp_path, "tiny", {}, 10)
     with pytest.raises(DataError, match="knowledge graph"):
         get_sampler("kg_neighbour").bind(build_context(train.dataset))
+
+
+def test_action_table_holds_sampled_kg_neighbours_then_random_items():
+    rng = np.random.default_rng(0)
+    items, attrs = rng.integers(1, 60, 400), rng.integers(0, 9, 400)
+    kg = KnowledgeGraph.from_pairs(items, attrs, 60, 9)
+    table = action_table(kg, edge_threshold=5, num_random=4, generator=torch.Generator().manual_seed(0))
+    assert table.shape == (69, 9)
+    neighbours = {i: {60 + a for a in set(attrs[items == i].tolist())} for i in range(60)}
+    neighbours.update({60 + a: set(items[attrs == a].tolist()) for a in range(9)})
+    for node, truth in neighbours.items():
+        head = table[node, :5].tolist()
+        if len(truth) >= 5:  # a sample without replacement of the true neighbours
+            assert len(set(head)) == 5 and set(head) <= truth
+        else:  # every neighbour, padded with random items
+            assert truth <= set(head) and all(1 <= x < 60 for x in head if x not in truth)
+        assert all(1 <= x < 60 for x in table[node, 5:].tolist())  # the random-item half
+
+
+def test_kgpolicy_walk_is_greedy_and_prunes_every_step(tiny_recbole):
+    _, train, _, _, model = tiny_recbole("BPR")
+    ctx = build_context(train.dataset, with_kg=True)
+    batch = next(iter(train))
+    users, pos = batch["user_id"], batch["item_id"]
+    sampler = get_sampler("kgpolicy", k_step=3, num_sample=8, seed=0).bind(ctx)
+    items = sampler.sample(model, users, pos).items
+    anchors = pos
+    for anchor, acts1, hop1, entity, acts2, hop2, pool in sampler.last_walk:
+        assert torch.equal(anchor, anchors)  # each step starts from the previous step's negative
+        assert torch.equal(hop1, sampler.policy.logits(users, anchor, acts1).argmax(1))  # hop 1: argmax
+        assert torch.equal(entity, acts1.gather(1, hop1.unsqueeze(1))[:, 0])
+        top = sampler.policy.logits(users, entity, acts2).topk(8, dim=1).indices
+        assert (top == hop2.unsqueeze(1)).any(1).all()  # hop 2: one of the policy's top-num_sample
+        assert ((pool >= 1) & (pool < ctx.n_items)).all() and not ctx.positives.contains(users.unsqueeze(1), pool).any()
+        scores = score_candidates(model, users, pool)
+        anchors = pool.gather(1, scores.argmax(1, keepdim=True))[:, 0]  # prune: the recommender's argmax
+    assert torch.equal(items, anchors)  # the last step's pruned item is the training negative

@@ -8,8 +8,10 @@ for the same profile and seeds (resumable ``make bench``) unless forced.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -147,6 +149,38 @@ def run_benchmark(spec: Benchmark, profile: str = "default", seeds: Sequence[int
     return written
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Within the block, SIGTERM raises KeyboardInterrupt, so ``kill`` unwinds like Ctrl-C: benchmarks stop their
+    child processes (see :func:`run_many`) and worker pools on the way out instead of leaving them training."""
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt("terminated")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: nothing to install
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_child(cmd: list[str]) -> int:
+    """Run one benchmark process and wait; if this runner is interrupted or killed, the child is stopped too."""
+    child = subprocess.Popen(cmd)
+    try:
+        return child.wait()
+    except BaseException:
+        child.terminate()  # the child converts SIGTERM into KeyboardInterrupt and unwinds its own workers
+        try:
+            child.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            child.kill()
+        raise
+
+
 def run_many(names: Sequence[str], profile: str, seeds: Sequence[int] | None, out: str | Path,
              force: bool) -> list[str]:
     """Run each benchmark in its own process (a crash or leak stays contained); returns the failures."""
@@ -160,7 +194,7 @@ def run_many(names: Sequence[str], profile: str, seeds: Sequence[int] | None, ou
             cmd += ["--seeds", ",".join(str(s) for s in seeds)]
         if force:
             cmd.append("--force")
-        if subprocess.run(cmd).returncode != 0:
+        if _run_child(cmd) != 0:
             failures.append(name)
             click.echo(f"[bench] {name} FAILED (see its output above)", err=True)
     return failures

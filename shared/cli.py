@@ -158,11 +158,13 @@ def bench(names: tuple[str, ...], profile: str, seeds: str | None, out: Path | N
     seed_list = _parse_seeds(seeds)
     if in_process:
         specs = benchmarks.discover()
-        for name in benchmarks.select(names):
-            benchmarks.run_benchmark(specs[name], profile=profile, seeds=seed_list, out=out, force=force)
+        with benchmarks.sigterm_as_interrupt():
+            for name in benchmarks.select(names):
+                benchmarks.run_benchmark(specs[name], profile=profile, seeds=seed_list, out=out, force=force)
         return
     selected = benchmarks.select(names)
-    failures = benchmarks.run_many(selected, profile, seed_list, out, force)
+    with benchmarks.sigterm_as_interrupt():
+        failures = benchmarks.run_many(selected, profile, seed_list, out, force)
     if not no_report:
         click.echo(f"report: {build_report(out)}", err=True)
     if failures:

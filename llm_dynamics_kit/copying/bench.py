@@ -29,7 +29,6 @@ from __future__ import annotations
 import math
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -333,8 +332,10 @@ def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
                                                                   else prof.steps))
     workers = max(1, min(prof.workers, len(todo), os.cpu_count() or 1))
     if todo:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            for (dataset, arm, seed), row, records in progress(pool.map(_job, todo), total=len(todo),
+        # a multiprocessing Pool (not an executor): leaving the block on an error or Ctrl-C/SIGTERM terminates the
+        # workers instead of waiting for their runs to finish
+        with get_context("spawn").Pool(workers) as pool:
+            for (dataset, arm, seed), row, records in progress(pool.imap_unordered(_job, todo), total=len(todo),
                                                                 desc="copying runs", unit="run"):
                 store.add({"dataset": dataset, "arm": arm, "seed": seed, **row, "_curves": records},
                           dataset=dataset, arm=arm, seed=seed)

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from shared.benchmarks import Benchmark, partial_rows, run_benchmark, select
@@ -54,3 +56,46 @@ def test_results_from_another_commit_are_redone(tmp_path):
     path.write_text(json.dumps(data))
     run_benchmark(spec, profile="quick", out=tmp_path)
     assert len(calls) == 2
+
+
+def test_killing_the_runner_stops_the_benchmark_and_its_workers(tmp_path):
+    """`kill <runner>` must not orphan the benchmark process nor its worker pool (runs of several minutes)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pids = tmp_path / "pids"
+    # the benchmark process: a spawn Pool whose one worker sleeps, as the copying benchmark's workers train
+    child = ("import os, pathlib, time\n"
+             "from multiprocessing import get_context\n"
+             "from shared.benchmarks import sigterm_as_interrupt\n"
+             "if __name__ == '__main__':\n"
+             "    with sigterm_as_interrupt(), get_context('spawn').Pool(1) as pool:\n"
+             "        job = pool.apply_async(time.sleep, (120,))\n"
+             "        time.sleep(0.5)\n"
+             f"        pathlib.Path({str(pids)!r}).write_text(f'{{os.getpid()}} {{pool._pool[0].pid}}')\n"
+             "        job.get()\n")
+    runner = ("import sys; from shared.benchmarks import _run_child, sigterm_as_interrupt\n"
+              f"with sigterm_as_interrupt(): _run_child([sys.executable, '-c', {child!r}])")
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-c", runner], cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
+    deadline = time.time() + 60
+    while not pids.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    assert pids.exists(), "the benchmark process never started its worker"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) != 0  # interrupted, not a clean success
+    alive = []
+    for pid in map(int, pids.read_text().split()):
+        for _ in range(100):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            alive.append(pid)
+            os.kill(pid, signal.SIGKILL)
+    assert not alive, f"processes outlived their killed runner: {alive}"

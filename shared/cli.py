@@ -147,7 +147,7 @@ def bench(names: tuple[str, ...], profile: str, seeds: str | None, out: Path | N
     from shared.paths import results_dir
     from shared.report import build_report
 
-    out = out or results_dir()
+    out = Path(out or results_dir()).resolve()  # absolute: benchmarks hand it to libraries that chdir or join paths
     if list_only:
         specs = benchmarks.discover()
         for name, spec in specs.items():

@@ -338,17 +338,24 @@ def _figures(out: Path, curves: dict) -> list[Figure]:
                           title=f"{label}: copy accuracy vs {x} by batch size")
                 figures.append(Figure(f"{NAME}_{tag}batch_acc_vs_{x}.png", f"{label}: copy accuracy vs {x} for batch "
                                       "B, 2B, 4B from identical initial weights (paper Fig. 3)."))
+                plot_arms(batch, out / f"{NAME}_{tag}batch_token_acc_vs_{x}.png", key="copy_token_acc", x=x,
+                          ylabel="per-token copy accuracy (teacher forced)",
+                          title=f"{label}: per-token copy accuracy vs {x} by batch size")
+                figures.append(Figure(f"{NAME}_{tag}batch_token_acc_vs_{x}.png", f"{label}: per-token copy accuracy "
+                                      f"(the exact match's continuous companion) vs {x} for batch B, 2B, 4B."))
             losses = {a: [[r for r in run if r["train_loss"] is not None] for run in runs] for a, runs in batch.items()}
             plot_arms(losses, out / f"{NAME}_{tag}batch_loss_vs_tokens.png", key="train_loss", x="tokens",
                       ylabel="training loss (EMA)", title=f"{label}: training loss vs tokens by batch size")
             figures.append(Figure(f"{NAME}_{tag}batch_loss_vs_tokens.png",
                                   f"{label}: training loss vs tokens by batch size (paper Fig. 4)."))
-        regs = {a: curves[(dataset, a)] for a in ("vanilla", "attn_dropout", "weight_decay") if (dataset, a) in curves}
+        regs = {a: curves[(dataset, a)] for a in ("vanilla", "batch_4B", "attn_dropout", "weight_decay")
+                if (dataset, a) in curves}
         if len(regs) > 1:
-            plot_arms(regs, out / f"{NAME}_{tag}regularisers_acc.png", x="step",
-                      title=f"{label}: copy accuracy with regularisers")
-            figures.append(Figure(f"{NAME}_{tag}regularisers_acc.png", f"{label}: copy accuracy vs steps with "
-                                  "attention dropout 0.1 or weight decay 0.1 vs vanilla (paper Fig. 7)."))
+            plot_arms(regs, out / f"{NAME}_{tag}regularisers_acc.png", key="copy_token_acc", x="step",
+                      ylabel="per-token copy accuracy (teacher forced)",
+                      title=f"{label}: per-token copy accuracy with regularisers")
+            figures.append(Figure(f"{NAME}_{tag}regularisers_acc.png", f"{label}: per-token copy accuracy vs steps "
+                                  "with attention dropout 0.1 or weight decay 0.1 vs no regulariser (paper Fig. 7)."))
     return figures
 
 

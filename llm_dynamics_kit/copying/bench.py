@@ -386,7 +386,7 @@ def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
     # costliest first (4B arms, longer condition), so the two workers finish together
     todo.sort(key=lambda job: -_arm_settings(job[1], prof)[0] * (prof.synthetic_steps if job[0] == SYNTHETIC
                                                                   else prof.steps))
-    workers = max(1, min(prof.workers, len(todo), os.cpu_count() or 1))
+    workers = max(1, min(prof.workers, len(todo) or 1, os.cpu_count() or 1))
     if todo:
         # a multiprocessing Pool (not an executor): leaving the block on an error or Ctrl-C/SIGTERM terminates the
         # workers instead of waiting for their runs to finish
@@ -405,6 +405,10 @@ def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
                 row.update(onsets(stored["_curves"]).as_row())  # the analysis always from the stored curves
                 rows.append(row)
     summary, notes, claims = _summarise(rows, prof)
+    # a resumed run's wall time covers only its own part; the training cost of every row is its own record
+    notes.append(f"training time: {sum(r['train_seconds'] for r in rows):,.0f} s summed over {len(rows)} runs "
+                 f"({workers if todo else prof.workers} worker processes); runs resumed from earlier invocations are "
+                 "included, so this can exceed the wall time printed for this invocation.")
     return BenchmarkResult(
         benchmark=NAME, kit=KIT, title="Copying as grokking: copy accuracy and induction heads over training (miniature)",
         rows=rows, group_by=["dataset", "arm"], headline_metric="max_copy_acc", lower_is_better=False,

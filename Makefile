@@ -56,8 +56,10 @@ bench: $(STAMP) ## Set up, then run the main job: every benchmark + results/REPO
 $(addprefix bench-,$(KITS)): bench-%: $(STAMP)
 	$(VENV)/bin/paperkits bench $* --profile $(or $(PROFILE),default) $(BENCH_FLAGS)
 
+# full-profile results go to results/full/ (beside the default profile's results/<kit>/, not over them)
 $(addprefix bench-,$(PAPERS)): bench-%: $(STAMP)
-	$(VENV)/bin/paperkits bench $* --profile $(or $(PROFILE),full) $(BENCH_FLAGS)
+	$(VENV)/bin/paperkits bench $* --profile $(or $(PROFILE),full) $(BENCH_FLAGS) \
+		$(if $(filter full,$(or $(PROFILE),full)),--out results/full,)
 
 report: $(STAMP) ## Rebuild results/REPORT.md from the results JSON files
 	$(VENV)/bin/paperkits report

@@ -61,8 +61,9 @@ $(addprefix bench-,$(PAPERS)): bench-%: $(STAMP)
 	$(VENV)/bin/paperkits bench $* --profile $(or $(PROFILE),full) $(BENCH_FLAGS) \
 		$(if $(filter full,$(or $(PROFILE),full)),--out results/full,)
 
-report: $(STAMP) ## Rebuild results/REPORT.md from the results JSON files
+report: $(STAMP) ## Rebuild results/REPORT.md (and results/full/REPORT.md) from the results JSON files
 	$(VENV)/bin/paperkits report
+	if [ -d results/full ]; then $(VENV)/bin/paperkits report --out results/full; fi
 
 lint: $(STAMP) ## ruff over the whole project
 	$(PY) -m ruff check .

@@ -2,8 +2,10 @@
 
 Every arm is the same :class:`DAMRS` class and the same RecBole trainer/evaluator; a baseline is DA-MRS with
 every component off, so split, negatives, early stopping and budget are identical by construction.
-CPU budget choices (documented deviations from the official setting): lr 5e-3 with a fixed epoch budget
-and best-validation checkpointing (brief §8.5), and AI anchors sub-sampled to 256 per batch.
+CPU budget choices (documented deviations from the official setting): lr 5e-3; each profile caps the epochs
+(quick 1, default 4, full 20) and RecBole's trainer early-stops on validation Recall@20 with patience 10
+(``stopping_step``, vs the official 25) and keeps the best-validation checkpoint (brief §8.5), so an arm may
+stop before the cap; AI anchors are sub-sampled to 256 per batch.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "add40": ["LightGCN", "DA-MRS+LightGCN", "MF-BPR", "DA-MRS+MF"],
         "replace20": ["LightGCN", "DA-MRS+LightGCN", "IIG", "DIIG"]}},
 }
+# early stopping (patience 10 validations) under each profile's epoch cap; not a fixed epoch budget
 TRAIN = {"learning_rate": 5e-3, "stopping_step": 10, "train_batch_size": 4096}
 
 

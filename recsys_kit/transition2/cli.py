@@ -54,14 +54,18 @@ def build_data(config_path: Path | None, overrides: tuple[str, ...], out: Path, 
 @out_option("runs/transition2")
 @click.option("--arm", default=None, help="sasrec_mixed | sasrec_neg | c2dsr_lite | t2_v1 | t2_v2 (default).")
 @click.option("--epochs", type=int, default=None, help="Maximum epochs (early stopping on validation NDCG@10).")
-@click.option("--data-dir", default=None, help="Folder holding <build.name>/ (built there if missing).")
+@click.option("--data-dir", default=None,
+              help="Folder holding <build.name>/ (built there if missing or built with other build settings).")
+@click.option("--hidden-size", type=int, default=None, help="Embedding/hidden size d (default 64).")
+@click.option("--inner-size", type=int, default=None, help="Transformer FFN width (default 4 × hidden size).")
 def train(config_path: Path | None, overrides: tuple[str, ...], seed: int, out: Path, arm: str | None,
-          epochs: int | None, data_dir: str | None) -> None:
+          epochs: int | None, data_dir: str | None, hidden_size: int | None, inner_size: int | None) -> None:
     """Train one arm, evaluate it per domain on the test split, and save config, metrics and checkpoint."""
     from recsys_kit.transition2.train import TrainConfig, prepare, train_arm
 
-    extra = [f"seed={seed}"] + [f"{k}={v}" for k, v in (("arm", arm), ("epochs", epochs), ("data_dir", data_dir))
-                                if v is not None]
+    flags = (("arm", arm), ("epochs", epochs), ("data_dir", data_dir), ("hidden_size", hidden_size),
+             ("inner_size", inner_size))
+    extra = [f"seed={seed}"] + [f"{k}={v}" for k, v in flags if v is not None]
     cfg = load_config(TrainConfig, config_path, [*overrides, *extra])
     run_dir = Path(out) / f"{cfg.build.name}-{cfg.arm}-seed{cfg.seed}"
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
+import json
 import math
 import sys
 import time
@@ -42,6 +44,8 @@ class TrainConfig:
     history_length: int = 0          # RecBole list length; 0 = max_seq_length. Longer lists let positive-only
                                      # arms fill W with positives (brief §10 "same budget" fairness)
     hidden_size: int = 64
+    inner_size: int = 0              # FFN width; 0 = 4 × hidden_size (brief §3.3 "position-wise FFN (4d, GELU)").
+                                     # A `model={"inner_size": ...}` override still wins (arm_config)
     epochs: int = 20
     patience: int = 3                # early stop on validation NDCG@10 (full in-domain ranking)
     max_batches_per_epoch: int = 0   # 0 = all; caps the budget identically for every arm
@@ -57,6 +61,13 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.arm not in PRESETS and self.arm != "custom":
             raise ValueError(f"arm {self.arm!r} is unknown; choose one of {list(PRESETS) + ['custom']}")
+        if self.hidden_size < 1 or self.inner_size < 0:
+            raise ValueError("hidden_size must be >= 1 and inner_size >= 0 (0 = 4 × hidden_size)")
+
+    @property
+    def ffn_size(self) -> int:
+        """The Transformer feed-forward width: ``inner_size``, or 4 × ``hidden_size`` when it is 0."""
+        return self.inner_size or 4 * self.hidden_size
 
 
 @dataclasses.dataclass
@@ -85,15 +96,45 @@ class RunResult:
     model: Transition2 | None = None
 
 
+def build_key(build: BuildConfig) -> str:
+    """A short hash of every :class:`BuildConfig` field: any change (thresholds, filters, …) changes the data."""
+    text = json.dumps(dataclasses.asdict(build), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _built_with(folder: Path, build: BuildConfig) -> bool | None:
+    """Whether ``folder``'s atomic files were built from ``build`` (None: no ``stats.json`` to tell)."""
+    stats = folder / "stats.json"
+    if not stats.is_file():
+        return None
+    try:
+        recorded = json.loads(stats.read_text()).get("build")
+    except (json.JSONDecodeError, AttributeError):
+        return False
+    return recorded == json.loads(json.dumps(dataclasses.asdict(build)))
+
+
+def ensure_built(cfg: TrainConfig) -> Path:
+    """The folder holding ``<build.name>/``, (re)built unless it already holds data from exactly ``cfg.build``.
+
+    The default cache keys each build by :func:`build_key`, so different thresholds/filters never share files. In
+    an explicit ``data_dir`` a dataset whose ``stats.json`` records other build settings is rebuilt in place; atomic
+    files without ``stats.json`` (prepared by the user) are used as they are.
+    """
+    data_dir = Path(cfg.data_dir) if cfg.data_dir else cache_dir("transition2", "data", build_key(cfg.build))
+    folder = data_dir / cfg.build.name
+    if not (folder / f"{cfg.build.name}.inter").is_file() or _built_with(folder, cfg.build) is False:
+        build_t2_dataset(cfg.build, data_dir)
+    return data_dir
+
+
 def prepare(cfg: TrainConfig) -> Prepared:
-    """Build the atomic files if needed, then the RecBole config, T2Dataset and its LS splits."""
+    """Build the atomic files if needed (see :func:`ensure_built`), then the RecBole config, T2Dataset and splits."""
     from recsys_kit.recbole_compat import recbole_config
 
-    data_dir = Path(cfg.data_dir) if cfg.data_dir else cache_dir("transition2", "data")
-    if not (data_dir / cfg.build.name / f"{cfg.build.name}.inter").is_file():
-        build_t2_dataset(cfg.build, data_dir)
+    data_dir = ensure_built(cfg)
     settings = recbole_settings(max(cfg.history_length, cfg.max_seq_length), input_window=cfg.max_seq_length,
-                                hidden_size=cfg.hidden_size, seed=cfg.seed,
+                                hidden_size=cfg.hidden_size, inner_size=cfg.ffn_size, seed=cfg.seed,
                                 train_batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size,
                                 learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay, device="cpu",
                                 use_gpu=False)

@@ -25,3 +25,21 @@ def test_build_data_and_bad_domain_field(tmp_path):
 def test_help_lists_commands():
     result = CliRunner().invoke(recsys_group, ["transition2", "--help"])
     assert result.exit_code == 0 and "build-data" in result.output and "train" in result.output
+
+
+def test_train_derives_inner_size_from_hidden_size(tmp_path, monkeypatch):
+    """--hidden-size alone gives a 4× FFN; --inner-size overrides it (the config the command trains with)."""
+    import recsys_kit.transition2.train as train_module
+
+    seen = []
+
+    def fake_prepare(cfg):
+        seen.append(cfg)
+        raise KeyboardInterrupt  # stop before any data is built or trained
+
+    monkeypatch.setattr(train_module, "prepare", fake_prepare)
+    runner = CliRunner()
+    runner.invoke(recsys_group, ["transition2", "train", "--hidden-size", "32", "--out", str(tmp_path)])
+    runner.invoke(recsys_group, ["transition2", "train", "--hidden-size", "32", "--inner-size", "100",
+                                 "--out", str(tmp_path)])
+    assert [(c.hidden_size, c.ffn_size) for c in seen] == [(32, 128), (32, 100)]

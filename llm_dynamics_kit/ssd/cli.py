@@ -176,7 +176,8 @@ def _default_model() -> ModelConfig:
 
 
 def _default_train() -> TrainConfig:
-    return TrainConfig(schedule="cosine", weight_decay=0.1, beta2=0.95, cpu_threads=1)
+    # brief §8.2 (miniature Model A): AdamW wd 0.1, β=(0.9, 0.95), cosine, batch 16 sequences
+    return TrainConfig(batch_size=16, schedule="cosine", weight_decay=0.1, beta2=0.95, cpu_threads=1)
 
 
 @dataclass

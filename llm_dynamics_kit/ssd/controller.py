@@ -2,7 +2,7 @@
 
 DENSE: every ``monitor_every`` steps re-cluster each layer's neurons (warm-started from the previous check) and
 compare with the previous partition (layer-mean ARI). When the similarity has stayed ≥ ``threshold`` for
-``patience`` checks (and, optionally, the centroid router keeps ≥ ``min_recall`` of the activation mass), and
+``patience`` checks (and the centroid router keeps ≥ ``min_recall`` of the activation mass, ρ≈0.9), and
 there is room before the final dense phase, MoEfy: permute neurons + AdamW moments, build routers from the
 centroids, go SPARSE. SPARSE: after ``sparse_steps`` steps (or when the final dense phase starts) go back to
 DENSE in the permuted order. The last ``final_dense_steps`` are always dense, so the delivered model is a
@@ -34,7 +34,9 @@ class SSDConfig:
     warmup_dense_steps: int = 200  # never switch before this step
     threshold: float = 0.8  # τ on the layer-mean partition similarity
     patience: int = 1  # consecutive checks ≥ τ
-    min_recall: float = 0.0  # ρ on recall@k of the centroid router (0 disables the safety check)
+    # ρ: the switch also needs the centroid router's recall@k ≥ ρ — brief §2.3 switch rule [RECON default]
+    # "as a safety, recall@k ≥ ρ (ρ≈0.9)"; 0 disables the check (and skips computing recall)
+    min_recall: float = 0.9
     sparse_steps: int = 300  # T_sparse per sparse phase
     final_dense_steps: int = 200  # T_final_dense
     min_sparse_steps: int = 1  # do not start a sparse phase shorter than this

@@ -198,6 +198,16 @@ class MoEfiedFFN(FFN):
     def activated_hidden(self) -> float:
         return float(self.hidden if self.mode == "dense" else self.top_k * self.expert_size)
 
+    def active_router_params(self) -> int:
+        """Router weights a token uses: the d × E centroid router (brief §2.5, logits W_g x) while sparse, else 0.
+
+        Counted by ``Transformer.activated_params`` / ``flops_per_token`` (brief §2.10: sparse FFN cost
+        2dD·k/E + dE). The router is a plain linear map built from the cluster centroids, so its cost is
+        d·E multiply-adds per token; dense mode never evaluates it. (The diagnostic ``oracle`` selector also
+        computes the full W_in x — an upper bound, not a cost model — and is not counted beyond this.)
+        """
+        return self.router.weight.numel() if self.mode == "sparse" else 0
+
     def extra_repr(self) -> str:
         return (f"hidden={self.hidden}, n_experts={self.n_experts}, top_k={self.top_k}, mode={self.mode}, "
                 f"activation={self.activation}")

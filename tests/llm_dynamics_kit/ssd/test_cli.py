@@ -13,7 +13,7 @@ TINY = ["--set", "data.vocab_size=300", "--set", "data.valid_fraction=0.3", "--s
         "--set", "train.warmup_steps=2", "--set", "monitor_every=4"]
 SCHEDULE = ["--set", "ssd.n_experts=4", "--set", "ssd.top_k=2", "--set", "ssd.monitor_every=4",
             "--set", "ssd.warmup_dense_steps=4", "--set", "ssd.threshold=-1", "--set", "ssd.sparse_steps=4",
-            "--set", "ssd.final_dense_steps=2", "--set", "ssd.kmeans_iters=3"]
+            "--set", "ssd.final_dense_steps=2", "--set", "ssd.kmeans_iters=3", "--set", "ssd.min_recall=0"]
 
 
 def test_ssd_train_then_moefy_and_sparse_bench(tiny_corpus_dir, tmp_path, isolated_cache):
@@ -67,3 +67,5 @@ def test_moefy_hf_folder_and_user_errors(tmp_path):
     assert result.exit_code == 2 and "top_k" in result.output
     result = CliRunner().invoke(root, ["llm", "ssd", "config"])
     assert result.exit_code == 0 and "threshold: 0.8" in result.output
+    # brief §8.2: batch 16 sequences; §2.3: recall@k ≥ ρ≈0.9 safety on the switch
+    assert "batch_size: 16" in result.output and "min_recall: 0.9" in result.output

@@ -57,6 +57,32 @@ def test_controller_transitions_on_a_scripted_signal(pattern_tokens):
     assert result.flops_seen < dense_flops
 
 
+class ScriptedRecall(Scripted):
+    """Scripted similarity and recall@k per check (the ρ safety of the switch rule, brief §2.3)."""
+
+    def __init__(self, signal, recalls, **kwargs):
+        super().__init__(signal, **kwargs)
+        self.recalls = list(recalls)
+
+    def check(self, trainer):
+        result = super().check(trainer)
+        result["recall"] = self.recalls.pop(0)
+        return result
+
+
+def test_recall_below_rho_blocks_the_switch(pattern_tokens):
+    assert SSDConfig().min_recall == 0.9  # brief §2.3: "as a safety, recall@k ≥ ρ (ρ≈0.9)"
+    # similarity is always stable; recall 0.5, 0.89 (< ρ: stay dense), then 0.95 at step 6 -> sparse
+    ctrl = ScriptedRecall([0.9] * 6, [0.5, 0.89, 0.95, 0.95, 0.95, 0.95], monitor_every=2, warmup_dense_steps=0,
+                          threshold=0.8, sparse_steps=3, final_dense_steps=2)
+    make_trainer(pattern_tokens, 10, [ctrl]).fit()
+    assert ctrl.phases[0]["start"] == 6
+    ctrl = ScriptedRecall([0.9] * 6, [0.95] * 6, monitor_every=2, warmup_dense_steps=0, threshold=0.8,
+                          sparse_steps=3, final_dense_steps=2, min_recall=0.0)
+    make_trainer(pattern_tokens, 10, [ctrl]).fit()
+    assert ctrl.phases[0]["start"] == 2  # ρ = 0 disables the check
+
+
 def test_static_controller_switches_once_and_stays_sparse(pattern_tokens):
     ctrl = Scripted([0.9] * 10, monitor_every=2, warmup_dense_steps=0, threshold=0.8, patience=2,
                     sparse_steps=3, final_dense_steps=4, static=True)
@@ -108,7 +134,7 @@ def test_resume_mid_sparse_phase_matches_an_uninterrupted_run(pattern_tokens, tm
         torch.manual_seed(0)
         model = Transformer(relu_config(kind="moefied"))
         ctrl = SSDController(SSDConfig(n_experts=8, top_k=4, monitor_every=2, warmup_dense_steps=2, threshold=-1.0,
-                                       sparse_steps=4, final_dense_steps=2, kmeans_iters=3))
+                                       sparse_steps=4, final_dense_steps=2, kmeans_iters=3, min_recall=0.0))
         callbacks = [ctrl]
         if stop_at:
             def stop(trainer, _metrics):

@@ -195,3 +195,19 @@ def test_moefy_with_a_new_expert_count_rewraps_the_same_weights(tokens):
     assert all(f.n_experts == 4 and f.expert_size == 32 for f in model.ffns) and model.config.ffn.n_experts == 4
     assert model.ffns[0].w_in.weight is w_in
     assert torch.allclose(model(tokens).logits, reference, atol=1e-5)  # k = E
+
+
+def test_router_cost_counted_only_in_sparse_mode_known_answer():
+    # vocab 100, d=32, L=2, D=128, E=8 (m=16), top_k=2, seq 16; counted by hand:
+    #   non-FFN = 2·100·32 + 2·(4·32² + 2·32) + 32 = 14_752; dense FFN = 2·(2·32·128) = 16_384; router = 2·(8·32)
+    #   sparse FFN = 2·(2·32·(2·16) + 8·32) = 4_608 (brief §2.10: 2dD·k/E + dE per layer)
+    #   matmul params = activated − 100·32 (embedding lookup) − (2·2·32 + 32) (norm gains)
+    model = Transformer(relu_config(kind="moefied"))
+    assert model.num_params() == 14_752 + 16_384 + 512
+    assert model.activated_params() == 14_752 + 16_384  # dense mode never evaluates the router
+    assert model.flops_per_token(16) == 6 * (31_136 - 3_360) + 6 * 2 * 16 * 32 == 172_800
+    set_mode(model, "sparse")
+    assert model.activated_params() == 14_752 + 4_608 == 19_360
+    assert model.flops_per_token(16) == 6 * (19_360 - 3_360) + 6 * 2 * 16 * 32 == 102_144
+    set_mode(model, "sparse", top_k=8)  # k = E: every weight, router included, is used
+    assert model.activated_params() == model.num_params()

@@ -214,40 +214,34 @@ def _claims(rows: list[dict], dataset: str, label: str) -> tuple[list[str], dict
         tokens = [_stat(r, token_key)[0] for r in batch_rows.values()]
         claims["onset_measure"] = "exact match" if exact else "per-token accuracy"
         trained = [_stat(r, "steps")[0] for r in batch_rows.values()]
-        seen = [_stat(r, "steps")[0] * r[0]["batch_size"] * 128 for r in batch_rows.values()]  # tokens per run
+        seen = [_stat(r, "tokens_seen")[0] for r in batch_rows.values()]
         finite = [i for i, s in enumerate(steps) if math.isfinite(s)]
+        names = list(batch_rows)
         if len(finite) == len(steps):
             spread_steps = (max(steps) - min(steps)) / np.mean(steps)
             spread_tokens = (max(tokens) - min(tokens)) / np.mean(tokens)
             # brief §8.4: onsets in steps agree within ±15 % while tokens span the batch ratio
             claims["steps_not_tokens"] = bool(spread_steps <= 0.3 and spread_steps < spread_tokens)
             notes.append(f"[{label}] claim 2 ({claims['onset_measure']} onsets): steps {[round(s) for s in steps]} vs "
-                         f"tokens {[round(t) for t in tokens]} for {list(batch_rows)} (relative spread "
+                         f"tokens {[round(t) for t in tokens]} for {names} (relative spread "
                          f"{spread_steps:.2f} in steps, {spread_tokens:.2f} in tokens; 'steps, not tokens' needs ≤ 0.30 "
                          "in steps).")
         elif finite:
-            # some batch sizes copied, others did not: if an arm without onset trained well past the earliest
-            # onset step, the onset cannot be set by the step count alone (the claim fails); whether tokens
-            # explain it is visible from the tokens those arms saw vs the onset's tokens
+            # some batch sizes copied, others did not: an arm that trained ≥ 1.3× the earliest onset step without
+            # copying shows the onset is not set by the step count alone (the claim fails); the tokens those arms
+            # saw, next to the onset's tokens, show whether a token count could explain it
             first = min(steps[i] for i in finite)
-            first_tokens = min(tokens[i] for i in finite)
-            missing = [i for i, s in enumerate(steps) if not math.isfinite(s)]
+            missing = [i for i in range(len(steps)) if i not in finite]
             past = [i for i in missing if trained[i] >= 1.3 * first]
             claims["steps_not_tokens"] = False if past else None
-            names = list(batch_rows)
+            verdict = (f"arms without onset trained ≥ 1.3 × the earliest onset step ({round(first)}), so the onset is "
+                       "not set by steps alone (claim 2 fails here)" if past else
+                       "not testable: the arms without onset did not train far enough past the onset step")
             notes.append(f"[{label}] claim 2 ({claims['onset_measure']} onsets): "
                          + ", ".join(f"{names[i]} onset at step {round(steps[i])} ({tokens[i]:.3g} tokens)"
                                      for i in finite) + "; "
                          + ", ".join(f"{names[i]} none in {round(trained[i])} steps ({seen[i]:.3g} tokens)"
-                                     for i in missing)
-                         + (f". Arms without onset trained ≥ 1.3 × the earliest onset step ({round(first)}) without "
-                            f"copying, so the onset is not set by steps alone (claim 2 fails here); none of them saw "
-                            f"the {first_tokens:.3g} tokens of that onset"
-                            if past and all(seen[i] < first_tokens for i in past) else
-                            ". Arms without onset trained ≥ 1.3 × the earliest onset step without copying, so the "
-                            "onset is not set by steps alone (claim 2 fails here)" if past else
-                            ". Not testable: the arms without onset did not train far enough past the onset step")
-                         + ".")
+                                     for i in missing) + f" → {verdict}.")
         else:
             notes.append(f"[{label}] claim 2: not testable — copying did not emerge in any batch-size arm.")
     rho, _, n_rho = _stat(vanilla, "layer_rho")
@@ -403,6 +397,7 @@ def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
                 curves.setdefault((dataset, arm), []).append(stored["_curves"])
                 row = {k: v for k, v in stored.items() if k != "_curves"}
                 row.update(onsets(stored["_curves"]).as_row())  # the analysis always from the stored curves
+                row["tokens_seen"] = stored["_curves"][-1]["tokens"]
                 rows.append(row)
     summary, notes, claims = _summarise(rows, prof)
     # a resumed run's wall time covers only its own part; the training cost of every row is its own record

@@ -197,6 +197,11 @@ class FFN(nn.Module):
         """Weight matrices a hidden unit touches: 3 for a gated (SwiGLU) FFN, 2 for a plain MLP."""
         return 3 if getattr(self, "activation", "swiglu") == "swiglu" else 2
 
+    def active_router_params(self) -> int:
+        """Router weights a token uses beyond what the config describes (``kind == "moe"``'s E·d router is
+        counted from the config); 0 here, overridden by FFNs with their own router (SSD's MoEfied FFN)."""
+        return 0
+
 
 class DenseFFN(FFN):
     """The LLaMA SwiGLU FFN ``W_o (SiLU(W_g x) * W_p x)``, or a plain ``W_o act(W_i x)`` MLP; no biases."""
@@ -407,12 +412,9 @@ class Transformer(nn.Module):
         """Total parameters (every expert counted)."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
-    def _ffn_units(self) -> list[tuple[float, ...]]:
-        # (activated hidden, matrices per unit[, router params in use]): an FFN kind whose router the config
-        # cannot describe (SSD's "moefied", router used only in sparse mode) reports it via active_router_params()
-        return [(f.activated_hidden(), f.matrices_per_unit)
-                + ((float(f.active_router_params()),) if hasattr(f, "active_router_params") else ())
-                for f in self.ffns]
+    def _ffn_units(self) -> list[tuple[float, int, float]]:
+        """Per layer (activated hidden, matrices per unit, router params in use beyond the config's)."""
+        return [(f.activated_hidden(), f.matrices_per_unit, float(f.active_router_params())) for f in self.ffns]
 
     def activated_params(self) -> float:
         """Parameters used per token in the last forward (embeddings counted, like the HMoE paper)."""

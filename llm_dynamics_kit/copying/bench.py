@@ -44,6 +44,7 @@ from llm_dynamics_kit.data import DataConfig, benchmark_corpora, prepare_data
 from llm_dynamics_kit.model import FFNConfig, ModelConfig, Transformer
 from llm_dynamics_kit.train import TrainConfig, Trainer
 from shared.benchmarks import Benchmark, partial_rows
+from shared.errors import ConfigError
 from shared.progress import progress
 from shared.results import BenchmarkResult, Figure
 from shared.seeding import seed_everything
@@ -104,18 +105,22 @@ PROFILES = {
 def _arm_settings(arm: str, prof: Profile) -> tuple[int, float, float]:
     """(batch size, attention dropout, weight decay) of an arm; vanilla has wd 0 (brief §2.1, set explicitly)."""
     if arm not in ARMS:
-        raise ValueError(f"unknown arm {arm!r}; arms: {list(ARMS)}")
+        raise ConfigError(f"unknown arm {arm!r}; arms: {list(ARMS)}")
     batch = {"batch_2B": 2 * prof.batch, "batch_4B": 4 * prof.batch, "attn_dropout": prof.regulariser_batch * prof.batch,
              "weight_decay": prof.regulariser_batch * prof.batch}.get(arm, prof.batch)
     return batch, 0.1 if arm == "attn_dropout" else 0.0, 0.1 if arm == "weight_decay" else 0.0
+
+
+def probe_pool(data) -> np.ndarray:
+    """Token ids of the random probes (and the synthetic spans): those occurring in the training split (brief §4.2)."""
+    return token_pool(data.vocab_size, exclude=[0], occurring=np.asarray(data.train[:500_000]))
 
 
 def condition_tokens(dataset: str, data) -> np.ndarray:
     """The training stream of a condition: the corpus itself, or the labelled synthetic repeat stream."""
     if dataset != SYNTHETIC:
         return data.train
-    pool = token_pool(data.vocab_size, exclude=[0], occurring=np.asarray(data.train[:500_000]))
-    return repeated_span_stream(data.train, pool, SYNTHETIC_STREAM)  # stream seed ≠ the probes' seeds
+    return repeated_span_stream(data.train, probe_pool(data), SYNTHETIC_STREAM)  # stream seed ≠ the probes' seeds
 
 
 def _train_arm(dataset: str, arm: str, seed: int, data_cfg: DataConfig, prof: Profile) -> tuple[dict, list]:
@@ -131,7 +136,7 @@ def _train_arm(dataset: str, arm: str, seed: int, data_cfg: DataConfig, prof: Pr
                          ffn=FFNConfig(kind="dense", hidden=prof.ffn_mult * prof.d_model))
     seed_everything(seed)
     model = Transformer(config)  # identical initial weights for every arm of this (condition, seed)
-    pool = token_pool(data.vocab_size, exclude=[0], occurring=np.asarray(data.train[:500_000]))
+    pool = probe_pool(data)
     task = default_task(model, n_samples=prof.samples, seed=1000 + seed, vocab_pool=pool)
     tracker = CopyingTracker(task, eval_every=prof.eval_every,
                              induction={"half_len": 100, "n_sequences": prof.induction_sequences, "seed": seed,

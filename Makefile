@@ -25,7 +25,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 BENCH_FLAGS = $(if $(FORCE),--force,) $(if $(SEEDS),--seeds $(SEEDS),)
 
-.PHONY: help venv test bench report lint clean $(addprefix bench-,$(KITS) $(PAPERS))
+.PHONY: help venv test bench report rescore lint clean $(addprefix bench-,$(KITS) $(PAPERS))
 
 help: ## List targets
 	@echo "paperkits make targets:"
@@ -36,11 +36,12 @@ help: ## List targets
 
 venv: $(STAMP) ## Create .venv and install every kit with dev tools
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "paperkits needs Python >= 3.10"'
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=23" "setuptools>=61,<81" wheel
-	$(PY) -m pip install --quiet -e ".[all,dev]"
+	@# pyproject.toml holds ranges; constraints.txt the exact versions (CPU torch 2.13.0) this project runs with
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[all,dev]"
 	@# setuptools leaves a build-time egg-info in the source tree; it would shadow the installed entry points
 	@rm -rf paperkits.egg-info
 	@# PyPI's torchvision does not match the pinned CPU torch and breaks transformers' imports: never keep it.
@@ -61,9 +62,13 @@ $(addprefix bench-,$(PAPERS)): bench-%: $(STAMP)
 	$(VENV)/bin/paperkits bench $* --profile $(or $(PROFILE),full) $(BENCH_FLAGS) \
 		$(if $(filter full,$(or $(PROFILE),full)),--out results/full,)
 
-report: $(STAMP) ## Rebuild results/REPORT.md (and results/full/REPORT.md) from the results JSON files
-	$(VENV)/bin/paperkits report
+report: $(STAMP) ## Rebuild results/REPORT.md, results/full/REPORT.md and the README's scoreboard from the results JSON
+	$(VENV)/bin/paperkits report --readme README.md
 	if [ -d results/full ]; then $(VENV)/bin/paperkits report --out results/full; fi
+
+rescore: $(STAMP) ## Score the claims of the stored results again from their rows (after a claims.py change)
+	$(VENV)/bin/paperkits rescore
+	if [ -d results/full ]; then $(VENV)/bin/paperkits rescore --out results/full; fi
 
 lint: $(STAMP) ## ruff over the whole project
 	$(PY) -m ruff check .

@@ -15,6 +15,7 @@ Import this module (``recsys_kit`` code does, via :func:`recbole_config`) before
 from __future__ import annotations
 
 import functools
+import sys
 import types
 from pathlib import Path
 from typing import Any
@@ -126,4 +127,11 @@ def recbole_config(model: Any, dataset: str = "ml-100k", data_path: str | Path |
         "reproducibility": True,
     }
     defaults.update(config_dict or {})
-    return Config(model=model, dataset=dataset, config_file_list=config_files, config_dict=defaults)
+    # RecBole reads sys.argv as config overrides and warns about every other argument ("command line args [...]
+    # will not be used in RecBole", once per Config). Our commands have their own flags: hide them from it.
+    argv = sys.argv
+    sys.argv = argv[:1]
+    try:
+        return Config(model=model, dataset=dataset, config_file_list=config_files, config_dict=defaults)
+    finally:
+        sys.argv = argv

@@ -27,8 +27,10 @@ from shared.results import (
     PROFILES,
     BenchmarkResult,
     PartialRows,
+    Scorer,
     git_commit,
     read_results,
+    rescore_file,
     results_path,
     write_results,
 )
@@ -40,12 +42,16 @@ DEFAULT_SEEDS = {"quick": [0], "default": [0, 1, 2], "full": [0, 1, 2, 3, 4]}
 
 @dataclasses.dataclass(frozen=True)
 class Benchmark:
-    """A registered benchmark: ``run(profile, seeds, out) -> BenchmarkResult`` plus its defaults."""
+    """A registered benchmark: ``run(profile, seeds, out) -> BenchmarkResult``, its claims scorer and defaults.
+
+    ``score`` is the paper's ``claims.evaluate``: results payload -> ``(claims, controls)`` (shared/claims.py).
+    """
 
     name: str
     kit: str
     run: Callable[..., BenchmarkResult]
     description: str = ""
+    score: Scorer | None = None
     seeds: dict[str, list[int]] = dataclasses.field(default_factory=lambda: dict(DEFAULT_SEEDS))
 
     def default_seeds(self, profile: str) -> list[int]:
@@ -144,9 +150,44 @@ def run_benchmark(spec: Benchmark, profile: str = "default", seeds: Sequence[int
     elapsed = time.perf_counter() - start
     if not isinstance(result, BenchmarkResult):
         raise TypeError(f"benchmark {spec.name} returned {type(result).__name__}, expected BenchmarkResult")
-    written = write_results(result, out=out, profile=profile, seeds=seeds, wall_time_s=elapsed)
+    written = write_results(result, out=out, profile=profile, seeds=seeds, wall_time_s=elapsed, score=spec.score)
     click.echo(f"[{spec.kit}/{spec.name}] wrote {written} in {elapsed:.1f}s", err=True)
     return written
+
+
+def rescore(names: Sequence[str], out: str | Path) -> list[Path]:
+    """Score again the claims of the stored results of ``names`` under ``out`` from their own rows.
+
+    Used after a claim definition changes, and to upgrade files of an older schema that are too costly to
+    rerun (a ``full`` profile): the measured numbers and their commit stay, ``claims_commit`` is the scorer's.
+    """
+    specs = discover()
+    done = []
+    for name in select(names):
+        spec = specs[name]
+        path = results_path(out, spec.kit, spec.name)
+        if path.exists():
+            done.append(rescore_file(path, spec.score or (lambda _payload: ([], []))))
+    return done
+
+
+def timing_table(names: Sequence[str], out: str | Path, budget_s: float | None = None) -> str:
+    """Wall time of each benchmark's results file under ``out`` (and the total) as a plain-text table."""
+    table = declared()
+    lines = [f"{'benchmark':<14} {'profile':<8} {'wall':>9}  claims  controls"]
+    total = 0.0
+    for name in select(names):
+        path = results_path(out, table[name], name)
+        try:
+            data = read_results(path)
+        except Exception as err:  # missing or stale: say so in the table rather than fail the run at the end
+            lines.append(f"{name:<14} {'-':<8} {'-':>9}  ({str(err).split(': ')[-1][:50]})")
+            continue
+        total += float(data["wall_time_s"])
+        lines.append(f"{name:<14} {data['profile']:<8} {data['wall_time_s'] / 60:8.1f}m  {len(data['claims']):>6}"
+                     f"  {len(data['controls']):>8}")
+    lines.append(f"{'total':<14} {'':<8} {total / 60:8.1f}m" + (f"  (budget {budget_s / 60:.0f} min)" if budget_s else ""))
+    return "\n".join(lines)
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ import click
 from shared.errors import PaperkitsError
 
 KIT_ENTRY_POINT_GROUP = "paperkits.kits"
+DEFAULT_BUDGET_S = 30 * 60  # the main job's budget on 2 cores (each paper ≤ 6 min), printed with its timings
 
 
 class UserError(click.ClickException):
@@ -72,8 +73,9 @@ class LazyKitGroup(KitGroup):
         module_name, _, attribute = self.lazy_commands[name].partition(":")
         try:
             module = importlib.import_module(module_name)
-        except ImportError as err:
-            raise UserError(f"'{name}' is not available: {err}") from err
+        except ImportError as err:  # the kit's extra is missing (an agents-only install asking for llm, say)
+            raise UserError(f"'{self.name} {name}' is not available ({err}); install the kit with: "
+                            f"pip install 'paperkits[{self.name}]'") from err
         return getattr(module, attribute)
 
 
@@ -167,18 +169,40 @@ def bench(names: tuple[str, ...], profile: str, seeds: str | None, out: Path | N
         failures = benchmarks.run_many(selected, profile, seed_list, out, force)
     if not no_report:
         click.echo(f"report: {build_report(out)}", err=True)
+    click.echo("\n" + benchmarks.timing_table(selected, out, budget_s=DEFAULT_BUDGET_S if profile == "default"
+                                              else None), err=True)
     if failures:
         raise click.ClickException(f"{len(failures)} benchmark(s) failed: {', '.join(failures)}")
 
 
 @root.command("report")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Results folder (default: results/).")
-def report(out: Path | None) -> None:
-    """Rebuild REPORT.md (and its headline figures) from the results JSON files."""
+@click.option("--readme", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Also refresh the scoreboard block of this README from the results folder.")
+def report(out: Path | None, readme: Path | None) -> None:
+    """Rebuild REPORT.md (its claims scoreboard and headline figures) from the results JSON files."""
     from shared.paths import results_dir
-    from shared.report import build_report
+    from shared.report import build_report, update_readme
 
-    click.echo(build_report(out or results_dir()))
+    out = out or results_dir()
+    click.echo(build_report(out))
+    if readme is not None:
+        try:
+            click.echo(update_readme(readme, out))
+        except ValueError as err:
+            raise UserError(str(err)) from err
+
+
+@root.command("rescore")
+@click.argument("names", nargs=-1)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Results folder (default: results/).")
+def rescore(names: tuple[str, ...], out: Path | None) -> None:
+    """Score the claims of stored results again from their own rows (NAMES as for bench; default all)."""
+    from shared import benchmarks
+    from shared.paths import results_dir
+
+    for path in benchmarks.rescore(names, out or results_dir()):
+        click.echo(f"rescored {path}")
 
 
 def _parse_seeds(text: str | None) -> list[int] | None:

@@ -18,16 +18,27 @@ import resource
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from shared.claims import check as check_claims
 from shared.errors import DataError
 
-SCHEMA_VERSION = 1
+# 2: every file carries "claims" and "controls" (shared/claims.py). Files of an older version are reported as
+# stale ("rerun"), never silently dropped.
+SCHEMA_VERSION = 2
 PROFILES = ("quick", "default", "full")
 REQUIRED_KEYS = ("schema_version", "benchmark", "kit", "title", "profile", "seeds", "commit", "date",
-                 "machine", "config", "group_by", "rows", "aggregate", "wall_time_s", "peak_memory_mb")
+                 "machine", "config", "group_by", "rows", "aggregate", "wall_time_s", "peak_memory_mb",
+                 "claims", "controls")
+# What a results file of the previous schema already holds: enough to score its claims again (rescore_file).
+V1_KEYS = tuple(k for k in REQUIRED_KEYS if k not in ("claims", "controls"))
+Scorer = Callable[[dict[str, Any]], tuple[list[dict[str, Any]], list[dict[str, Any]]]]
+
+
+class StaleSchemaError(DataError):
+    """A results file written by an older schema: rerun its benchmark (or ``paperkits rescore`` it)."""
 
 
 @dataclasses.dataclass
@@ -187,9 +198,28 @@ def _sanitise(value: Any) -> Any:
     return value
 
 
+def score_payload(payload: dict[str, Any], score: Scorer | None) -> dict[str, Any]:
+    """Fill ``claims``/``controls`` of a results payload from its own numbers with the paper's ``score``.
+
+    Each claim records the profile it ran under; the verdicts are checked against their numbers
+    (:func:`shared.claims.check`), so a scorer cannot write a verdict its numbers do not support.
+    """
+    claims, controls = score(payload) if score is not None else ([], [])
+    claims = [{**claim, "profile": payload["profile"]} for claim in claims]
+    controls = [{**item, "profile": payload["profile"]} for item in controls]
+    check_claims(claims, controls, where=f"{payload['kit']}/{payload['benchmark']}")
+    payload["claims"], payload["controls"] = claims, controls
+    payload["claims_commit"] = git_commit()["commit"]
+    return payload
+
+
 def write_results(result: BenchmarkResult, *, out: str | Path, profile: str, seeds: Sequence[int],
-                  wall_time_s: float, peak_mb: float | None = None) -> Path:
-    """Validate ``result``, add provenance and aggregates, and write ``<out>/<kit>/<benchmark>.json``."""
+                  wall_time_s: float, peak_mb: float | None = None, score: Scorer | None = None) -> Path:
+    """Validate ``result``, add provenance, aggregates and scored claims, and write ``<out>/<kit>/<benchmark>.json``.
+
+    ``score`` is the paper's claims function (``<kit>/<paper>/claims.py``): it reads the payload's rows and
+    ``extra`` and returns ``(claims, controls)``.
+    """
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
     if not result.rows:
@@ -221,6 +251,7 @@ def write_results(result: BenchmarkResult, *, out: str | Path, profile: str, see
         "wall_time_s": round(float(wall_time_s), 3),
         "peak_memory_mb": round(float(peak_mb if peak_mb is not None else peak_memory_mb()), 1),
     }
+    payload = score_payload(json.loads(json.dumps(_sanitise(payload), default=_json_default)), score)
     text = json.dumps(_sanitise(payload), indent=2, default=_json_default, allow_nan=False)
     return atomic_write_text(results_path(out, result.kit, result.benchmark), text + "\n")
 
@@ -236,18 +267,55 @@ def read_results(path: str | Path) -> dict[str, Any]:
         raise DataError(f"results file {path} is not valid JSON: {err}") from err
     if not isinstance(data, dict):
         raise DataError(f"results file {path} must hold a JSON object")
+    version = data.get("schema_version")
+    if isinstance(version, int) and version < SCHEMA_VERSION:
+        raise StaleSchemaError(f"results file {path} has schema_version {version} (now {SCHEMA_VERSION}): "
+                               "stale schema — rerun its benchmark")
     missing = [key for key in REQUIRED_KEYS if key not in data]
     if missing:
         raise DataError(f"results file {path} lacks required key(s) {missing}")
-    if data["schema_version"] != SCHEMA_VERSION:
-        raise DataError(f"results file {path} has schema_version {data['schema_version']}, expected {SCHEMA_VERSION}")
+    if version != SCHEMA_VERSION:
+        raise DataError(f"results file {path} has schema_version {version}, expected {SCHEMA_VERSION}")
+    check_claims(data["claims"], data["controls"], where=str(path))
     return data
 
 
+def rescore_file(path: str | Path, score: Scorer) -> Path:
+    """Score the claims of a stored results file from its own rows (upgrading an older schema) and rewrite it.
+
+    The measured numbers and their provenance (``commit``, ``date``, ``wall_time_s``) are kept as they were;
+    ``claims_commit`` records the code that computed the verdicts. Nothing is written if scoring fails.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"results file {path} does not exist")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise DataError(f"results file {path} is not valid JSON: {err}") from err
+    missing = [key for key in V1_KEYS if key not in data]
+    if missing:
+        raise DataError(f"results file {path} lacks required key(s) {missing}; rerun its benchmark")
+    data["schema_version"] = SCHEMA_VERSION
+    text = json.dumps(_sanitise(score_payload(data, score)), indent=2, default=_json_default, allow_nan=False)
+    return atomic_write_text(path, text + "\n")
+
+
 def iter_results(out: str | Path) -> Iterable[tuple[Path, dict[str, Any]]]:
-    """Every valid results JSON under ``out`` (sorted by kit, then name)."""
+    """Every valid results JSON under ``out`` (sorted by kit, then name); a stale or broken one raises."""
     for path in sorted(Path(out).glob("*/*.json")):
         yield path, read_results(path)
+
+
+def scan_results(out: str | Path) -> tuple[list[tuple[Path, dict[str, Any]]], list[tuple[Path, str]]]:
+    """``(valid, unusable)`` results under ``out``: unusable files come with the reason (e.g. stale schema)."""
+    valid, unusable = [], []
+    for path in sorted(Path(out).glob("*/*.json")):
+        try:
+            valid.append((path, read_results(path)))
+        except DataError as err:
+            unusable.append((path, str(err)))
+    return valid, unusable
 
 
 class PartialRows:

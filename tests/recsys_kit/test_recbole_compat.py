@@ -54,3 +54,18 @@ def test_presplit_dataset_needs_each_part(tmp_path):
     with pytest.raises(DataError, match=r"toy\.valid\.inter"):
         recbole_config("BPR", dataset="toy", data_path=tmp_path,
                        config_dict={"benchmark_filename": ["train", "valid", "test"]})
+
+
+def test_config_ignores_our_command_line(monkeypatch, caplog):
+    """RecBole parses sys.argv as overrides: our CLI's flags must neither leak in nor print its warning."""
+    import logging
+    import sys
+
+    from recsys_kit.recbole_compat import recbole_config
+
+    monkeypatch.setattr(sys, "argv", ["paperkits", "bench", "damrs", "--profile", "default", "--epochs=999"])
+    with caplog.at_level(logging.WARNING):
+        config = recbole_config("BPR")
+    assert config["epochs"] != 999
+    assert "will not be used in RecBole" not in caplog.text
+    assert sys.argv[-1] == "--epochs=999"  # restored

@@ -76,9 +76,63 @@ def test_read_results_errors_name_the_problem(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(DataError, match="not valid JSON"):
         read_results(bad)
-    bad.write_text(json.dumps({"schema_version": 1, "benchmark": "x"}))
+    bad.write_text(json.dumps({"schema_version": 2, "benchmark": "x"}))
     with pytest.raises(DataError, match="lacks required key"):
         read_results(bad)
+
+
+def test_older_schema_is_stale_not_dropped(tmp_path):
+    from shared.results import StaleSchemaError, scan_results
+
+    path = write_results(sample_result(), out=tmp_path, profile="quick", seeds=[0, 1], wall_time_s=1)
+    old = json.loads(path.read_text())
+    old["schema_version"] = 1
+    del old["claims"], old["controls"]
+    path.write_text(json.dumps(old))
+    with pytest.raises(StaleSchemaError, match="stale schema — rerun"):
+        read_results(path)
+    valid, unusable = scan_results(tmp_path)
+    assert valid == [] and unusable[0][0] == path and "stale schema" in unusable[0][1]
+
+
+def demo_score(payload):
+    """A scorer as a paper's claims.evaluate: method b beats a on acc."""
+    from shared import claims
+
+    ours, base, _seeds = claims.paired(payload["rows"], "acc", ours={"method": "b"}, baseline={"method": "a"})
+    return [claims.compare("demo-1", "b beats a", "b > a", "acc", ours, base)], []
+
+
+def test_write_scores_claims_and_rescore_upgrades_old_file(tmp_path):
+    from shared.results import rescore_file
+
+    path = write_results(sample_result(), out=tmp_path, profile="quick", seeds=[0, 1], wall_time_s=1,
+                         score=demo_score)
+    data = read_results(path)
+    claim = data["claims"][0]
+    assert claim["verdict"] == "direction_only" and claim["n_seeds"] == 2 and claim["profile"] == "quick"
+    assert data["controls"] == [] and data["claims_commit"] == data["commit"]
+    # an old-schema file keeps its numbers and provenance and gains scored claims
+    old = json.loads(path.read_text())
+    old["schema_version"], old["commit"] = 1, "0" * 40
+    del old["claims"], old["controls"]
+    path.write_text(json.dumps(old))
+    rescore_file(path, demo_score)
+    again = read_results(path)
+    assert again["commit"] == "0" * 40 and again["rows"] == data["rows"]
+    assert again["claims"][0]["verdict"] == "direction_only"
+
+
+def test_a_verdict_that_does_not_follow_from_its_numbers_is_rejected(tmp_path):
+    def lying_score(payload):
+        claim, controls = demo_score(payload)
+        claim[0]["verdict"] = "reproduced"  # with 2 seeds there is no CI: the rule says direction_only
+        return claim, controls
+
+    with pytest.raises(DataError, match="does not follow from its numbers"):
+        write_results(sample_result(), out=tmp_path, profile="quick", seeds=[0, 1], wall_time_s=1,
+                      score=lying_score)
+    assert not results_path(tmp_path, "llm", "demo").exists()
 
 
 def test_missing_group_key_is_reported():

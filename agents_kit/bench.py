@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from agents_kit.claims import evaluate
 from agents_kit.server.app import ServerConfig, ServerProcess
 from agents_kit.workloads.synth_tasks import ARMS, RELATIONS, SuiteSpec, run_suite
 from agents_kit.workloads.traffic import TrafficSpec, offline_member, run_traffic, slow_consumer
@@ -223,7 +224,7 @@ def _summary(rows: list[dict[str, Any]]) -> str:
             f"{msgs['ioa_async'][0] - msgs['ioa_sync'][0]:.1f} extra messages per task).")
         nested, flat = stat("ioa_nested", "channels_per_task"), stat("ioa_nested", "channels_if_flat_per_task")
         parts.append(f"Nested teams use {nested[0]:.1f} channels per task against {flat[0]:.1f} if the same members "
-                     f"formed one flat team (the paper's c_nested <= c_full), but more than IoA's lean flat team "
+                     f"formed one flat team (the paper's c_nested vs c_full), but more than IoA's lean flat team "
                      f"({stat('ioa_async', 'channels_per_task')[0]:.1f}), and more messages "
                      f"({stat('ioa_nested', 'messages_per_task')[0]:.1f}).")
         noisy = [r for r in tasks if r["arm"].startswith("ioa_async_noisy")]
@@ -235,4 +236,4 @@ def _summary(rows: list[dict[str, Any]]) -> str:
 
 BENCHMARK = Benchmark(name=NAME, kit=KIT, run=run,
                       description="IoA: exactly-once delivery under load/faults + IoA-Synth collaborative tasks",
-                      seeds={"quick": [0], "default": [0, 1, 2], "full": [0, 1, 2, 3, 4]})
+                      score=evaluate, seeds={"quick": [0], "default": [0, 1, 2], "full": [0, 1, 2, 3, 4]})

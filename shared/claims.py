@@ -202,8 +202,12 @@ def control(id: str, kind: str, setting: str, expect: str, observed: str, passed
 
 
 def gain_vanishes(comparison: dict[str, Any]) -> bool:
-    """A negative control's rule: the gain is inside seed noise (its CI includes 0, or it points the other way)."""
-    return comparison["verdict"] != "reproduced"
+    """A negative control's rule: the gain is inside seed noise (its CI includes 0, or it points the other way).
+
+    Without an interval (fewer than 3 seeds and no bootstrap) nothing is shown to vanish: the control fails
+    rather than pass by lack of power.
+    """
+    return comparison["diff_ci95"] is not None and comparison["verdict"] != "reproduced"
 
 
 def per_seed(rows: Sequence[Mapping[str, Any]], metric: str, **match: Any) -> dict[int, float]:

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from llm_dynamics_kit.copying.claims import evaluate
 from llm_dynamics_kit.copying.corpus import RepeatsConfig, repeated_span_stream
 from llm_dynamics_kit.copying.evaluate import default_task, one_token_induction_ceiling
 from llm_dynamics_kit.copying.plots import plot_arms, plot_copy_and_loss, plot_induction_heatmap
@@ -184,15 +185,13 @@ def _fmt(rows: list[dict], key: str, digits: int = 3) -> str:
     return "n/a (never)" if n == 0 else f"{mean:.{digits}g} ± {std:.2g} (n={n})"
 
 
-def _claims(rows: list[dict], dataset: str, label: str) -> tuple[list[str], dict]:
-    """Notes and verdicts of claims 1–4 on one condition (``None`` = not testable there)."""
+def _condition_notes(rows: list[dict], dataset: str, label: str) -> list[str]:
+    """What the numbers of claims 1-4 show on one condition (the verdicts are computed in copying/claims.py)."""
     def arm(name):
         return [r for r in rows if r["arm"] == name and r["dataset"] == dataset]
 
     vanilla = arm("vanilla")
-    notes, claims = [], {}
-    emerged = _stat(vanilla, "max_copy_acc")[0] >= 0.05
-    claims["copying_emerged"] = bool(emerged)
+    notes = []
     # claim 1 on vanilla, or (when vanilla never copies) on the first arm whose per-token accuracy jumped
     timed = [a for a in ARMS if arm(a) and math.isfinite(_stat(arm(a), "token_step")[0])]
     c1_name = "vanilla" if not timed or "vanilla" in timed else timed[0]
@@ -201,56 +200,28 @@ def _claims(rows: list[dict], dataset: str, label: str) -> tuple[list[str], dict
                  f"{_fmt(c1, 'max_copy_acc')} (one-token induction ceiling {_fmt(c1, 'one_token_ceiling')}); "
                  f"loss-saturation step {_fmt(c1, 'loss_step')}, exact-match onset step {_fmt(c1, 'copy_step')}, "
                  f"per-token onset step {_fmt(c1, 'token_step')}; onset / saturation ratio {_fmt(c1, 'ratio')} exact, "
-                 f"{_stat(c1, 'token_step')[0] / _stat(c1, 'loss_step')[0]:.2f} per-token (means) "
-                 "(paper ≈ 3; 'grokking-like' needs > 1.5; < 1: copying is what lowers the loss); abruptness (largest "
-                 "one-interval gain / max) "
-                 f"{_fmt(c1, 'abruptness')}.")
-    ratio, ratio_sd, n = _stat(c1, "ratio")
-    claims["delayed_copying"] = bool(n >= 2 and ratio - 2 * ratio_sd / math.sqrt(n) > 1.5) if n else None
+                 f"{_stat(c1, 'token_step')[0] / _stat(c1, 'loss_step')[0]:.2f} per-token (means) (paper ≈ 3); "
+                 f"abruptness (largest one-interval gain / max) {_fmt(c1, 'abruptness')}.")
     notes.append(f"[{label}] per-token copy accuracy (teacher forced; chance ≈ 1/pool): max "
                  f"{_fmt(vanilla, 'max_copy_token_acc')}, onset step {_fmt(vanilla, 'token_step')}.")
     batch_rows = {a: arm(a) for a in ("vanilla", "batch_2B", "batch_4B") if arm(a)}
-    claims["steps_not_tokens"] = None
     if len(batch_rows) > 1:
         # exact-match onsets where every arm has one, else the per-token onsets (the continuous companion)
         exact = all(math.isfinite(_stat(r, "copy_step")[0]) for r in batch_rows.values())
         step_key, token_key = ("copy_step", "copy_tokens") if exact else ("token_step", "token_tokens")
+        measure = "exact match" if exact else "per-token accuracy"
         steps = [_stat(r, step_key)[0] for r in batch_rows.values()]
         tokens = [_stat(r, token_key)[0] for r in batch_rows.values()]
-        claims["onset_measure"] = "exact match" if exact else "per-token accuracy"
         trained = [_stat(r, "steps")[0] for r in batch_rows.values()]
         seen = [_stat(r, "tokens_seen")[0] for r in batch_rows.values()]
-        finite = [i for i, s in enumerate(steps) if math.isfinite(s)]
         names = list(batch_rows)
-        if len(finite) == len(steps):
-            spread_steps = (max(steps) - min(steps)) / np.mean(steps)
-            spread_tokens = (max(tokens) - min(tokens)) / np.mean(tokens)
-            # brief §8.4: onsets in steps agree within ±15 % while tokens span the batch ratio
-            claims["steps_not_tokens"] = bool(spread_steps <= 0.3 and spread_steps < spread_tokens)
-            notes.append(f"[{label}] claim 2 ({claims['onset_measure']} onsets): steps {[round(s) for s in steps]} vs "
-                         f"tokens {[round(t) for t in tokens]} for {names} (relative spread "
-                         f"{spread_steps:.2f} in steps, {spread_tokens:.2f} in tokens; 'steps, not tokens' needs ≤ 0.30 "
-                         "in steps).")
-        elif finite:
-            # some batch sizes copied, others did not: an arm that trained ≥ 1.3× the earliest onset step without
-            # copying shows the onset is not set by the step count alone (the claim fails); the tokens those arms
-            # saw, next to the onset's tokens, show whether a token count could explain it
-            first = min(steps[i] for i in finite)
-            missing = [i for i in range(len(steps)) if i not in finite]
-            past = [i for i in missing if trained[i] >= 1.3 * first]
-            claims["steps_not_tokens"] = False if past else None
-            verdict = (f"arms without onset trained ≥ 1.3 × the earliest onset step ({round(first)}), so the onset is "
-                       "not set by steps alone (claim 2 fails here)" if past else
-                       "not testable: the arms without onset did not train far enough past the onset step")
-            notes.append(f"[{label}] claim 2 ({claims['onset_measure']} onsets): "
-                         + ", ".join(f"{names[i]} onset at step {round(steps[i])} ({tokens[i]:.3g} tokens)"
-                                     for i in finite) + "; "
-                         + ", ".join(f"{names[i]} none in {round(trained[i])} steps ({seen[i]:.3g} tokens)"
-                                     for i in missing) + f" → {verdict}.")
+        if any(math.isfinite(x) for x in steps):
+            notes.append(f"[{label}] claim 2 ({measure} onsets): " + ", ".join(
+                f"{names[i]} onset at step {round(steps[i])} ({tokens[i]:.3g} tokens)" if math.isfinite(steps[i])
+                else f"{names[i]} none in {round(trained[i])} steps ({seen[i]:.3g} tokens)"
+                for i in range(len(names))) + ".")
         else:
-            notes.append(f"[{label}] claim 2: not testable — copying did not emerge in any batch-size arm.")
-    rho, _, n_rho = _stat(vanilla, "layer_rho")
-    claims["shallow_to_deep"] = None if n_rho == 0 else bool(rho > 0)
+            notes.append(f"[{label}] claim 2: copying did not emerge in any batch-size arm.")
     notes.append(f"[{label}] claim 3: per-layer induction formation (max_h I ≥ 0.3) Spearman ρ(layer, step) "
                  f"{_fmt(vanilla, 'layer_rho')}; max induction score over training {_fmt(vanilla, 'max_induction')}; "
                  f"final ICL score (loss at token T-1 minus token T/10) {_fmt(vanilla, 'final_icl_score')} nats.")
@@ -261,36 +232,24 @@ def _claims(rows: list[dict], dataset: str, label: str) -> tuple[list[str], dict
                     if arm(a) and arm(a)[0]["batch_size"] == arm(reg)[0]["batch_size"]]
             base_name = same[0] if same else "vanilla"
             base = arm(base_name)
-            # verdict on the per-token companion (exact match is near 0 at this scale): a difference counts only
-            # when it exceeds the two arms' seed spreads added together
-            (m_r, s_r, _), (m_b, s_b, _) = _stat(arm(reg), "max_copy_token_acc"), _stat(base, "max_copy_token_acc")
-            claims[f"{reg}_copy_accuracy"] = ("higher" if m_r - m_b > s_r + s_b else "lower" if m_b - m_r > s_r + s_b
-                                              else "within seed spread")
-            (o_r, so_r, _), (o_b, so_b, _) = _stat(arm(reg), "token_step"), _stat(base, "token_step")
-            claims[f"{reg}_onset"] = ("n/a" if not (math.isfinite(o_r) and math.isfinite(o_b)) else
-                                      "earlier" if o_b - o_r > so_r + so_b else "later" if o_r - o_b > so_r + so_b
-                                      else "within seed spread")
             notes.append(f"[{label}] claim 4 ({reg}, batch {arm(reg)[0]['batch_size']}, vs {base_name}): max copy acc "
                          f"{_fmt(arm(reg), 'max_copy_acc')} vs {_fmt(base, 'max_copy_acc')}; exact-match onset step "
                          f"{_fmt(arm(reg), 'copy_step')} vs {_fmt(base, 'copy_step')}; per-token onset step "
                          f"{_fmt(arm(reg), 'token_step')} vs {_fmt(base, 'token_step')}; max per-token acc "
-                         f"{_fmt(arm(reg), 'max_copy_token_acc')} vs {_fmt(base, 'max_copy_token_acc')} → copy accuracy "
-                         f"{claims[f'{reg}_copy_accuracy']}, onset {claims[f'{reg}_onset']} (paper: both regularisers "
-                         "earlier and/or higher).")
-    return notes, claims
+                         f"{_fmt(arm(reg), 'max_copy_token_acc')} vs {_fmt(base, 'max_copy_token_acc')} (paper: both "
+                         "regularisers earlier and/or higher).")
+    return notes
 
 
 LABELS = {"stdlib": "stdlib corpus (paper's setting)", "shakespeare": "Shakespeare (paper's setting)",
           SYNTHETIC: "synthetic repeats (not the paper's setting)"}
 
 
-def _summarise(rows: list[dict], prof: Profile) -> tuple[str, list[str], dict]:
-    notes, claims = [], {}
+def _summarise(rows: list[dict], prof: Profile) -> tuple[str, list[str]]:
+    notes = []
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     for dataset in datasets:
-        more, verdicts = _claims(rows, dataset, LABELS.get(dataset, dataset))
-        notes += more
-        claims[dataset] = verdicts
+        notes += _condition_notes(rows, dataset, LABELS.get(dataset, dataset))
     parts = []
     for dataset in datasets:
         per_arm = {}
@@ -310,8 +269,9 @@ def _summarise(rows: list[dict], prof: Profile) -> tuple[str, list[str], dict]:
                 for a in copied) + (f" but not in {', '.join(a for a in per_arm if a not in copied)}"
                                     if len(copied) < len(per_arm) else ""))
     summary = (f"{prof.n_layers}-layer d={prof.d_model} decoder, B={prof.batch}×{prof.seq_len} tokens: " + "; ".join(parts)
-               + ". Claims 2–4 are testable only where copying emerged; the notes give each verdict.")
-    return summary, notes, claims
+               + ". Claims 1–4 are testable only where copying emerged; the claims list gives each verdict "
+                 "(llm_dynamics_kit/copying/claims.py), the notes the numbers behind it.")
+    return summary, notes
 
 
 def _figures(out: Path, curves: dict) -> list[Figure]:
@@ -404,7 +364,7 @@ def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
                 row.update(onsets(stored["_curves"]).as_row())  # the analysis always from the stored curves
                 row["tokens_seen"] = stored["_curves"][-1]["tokens"]
                 rows.append(row)
-    summary, notes, claims = _summarise(rows, prof)
+    summary, notes = _summarise(rows, prof)
     # a resumed run's wall time covers only its own part; the training cost of every row is its own record
     notes.append(f"training time: {sum(r['train_seconds'] for r in rows):,.0f} s summed over {len(rows)} runs "
                  f"({workers if todo else prof.workers} worker processes); runs resumed from earlier invocations are "
@@ -415,12 +375,12 @@ def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
         table_metrics=["max_copy_acc", "final_copy_acc", "max_copy_token_acc", "loss_step", "copy_step", "token_step",
                        "token_tokens", "ratio", "max_induction", "layer_rho", "val_loss", "final_icl_score"],
         config={"profile": profile, **prof.__dict__, "vocab": VOCAB, "synthetic_stream": SYNTHETIC_STREAM.label()},
-        summary=summary, notes=notes, figures=_figures(out, curves), extra={"claims": claims},
+        summary=summary, notes=notes, figures=_figures(out, curves),
         datasets=[f"{LABELS.get(d, d)}: byte-level BPE vocab {VOCAB}" + (f" ({SYNTHETIC_STREAM.label()}, random "
                   "spans drawn from the stdlib tokens' pool)" if d == SYNTHETIC else "") for d, _, _ in plan]
         + ["copy and induction probes: uniformly random tokens that occur in the stdlib training split"])
 
 
-BENCHMARK = Benchmark(name=NAME, kit=KIT, run=run,
+BENCHMARK = Benchmark(name=NAME, kit=KIT, run=run, score=evaluate,
                       description="copy accuracy / induction heads over training; batch size, regularisers (2409.09281)",
                       seeds={"quick": [0], "default": [0, 1], "full": [0, 1]})

@@ -20,6 +20,7 @@ import torch
 
 from llm_dynamics_kit.data import benchmark_corpora, prepare_data
 from llm_dynamics_kit.hmoe.analysis import rarity_analysis, routing_report, token_frequencies
+from llm_dynamics_kit.hmoe.claims import evaluate
 from llm_dynamics_kit.hmoe.presets import DENSE_ARM, arm_config
 from llm_dynamics_kit.model import DenseFFN, ModelConfig, Transformer, activated_params
 from llm_dynamics_kit.train import TrainConfig, Trainer
@@ -247,78 +248,58 @@ def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
     )
 
 
-def _strength(values: list[float], sign: int) -> str:
-    """'clear' when the mean is beyond 2 standard errors in direction ``sign``, 'weak' when only the mean is."""
-    m, sd = _mean_std(values)
-    if not math.isfinite(m) or m * sign <= 0:
-        return "none"
-    se = sd / math.sqrt(len(values)) if len(values) > 1 else float("inf")
-    return "clear" if m * sign > 2 * se else "weak"
-
-
 def _summarise(rows: list[dict], speed: dict, datasets: list[str]) -> tuple[str, list[str]]:
-    """Plain statements of what the numbers show for each pre-registered claim (brief §8.3), per dataset."""
+    """What the numbers show for each pre-registered measurement (brief §8.3), per dataset; verdicts are in claims.py."""
     def metric(dataset: str, arm: str, key: str) -> list[float]:
         return [r[key] for r in rows if r["dataset"] == dataset and r["arm"] == arm and key in r
                 and r[key] is not None and math.isfinite(r[key])]
 
-    words = {"clear": "reproduced", "weak": "direction reproduced but within seed noise", "none": "not reproduced"}
     homog_hidden = 2 * TOTAL_HIDDEN / 8
-    verdicts = []
+    parts = []
     for d in datasets:
-        rho = metric(d, "hmoe_topk_none", "size_activation_rho")
-        if rho:
-            (r, rs), (h, hs) = _mean_std(rho), _mean_std(metric(d, "hmoe_topk_none", "activated_ffn_hidden"))
-            strength = _strength(rho, +1) if h > homog_hidden else "none"
-            verdicts.append(f"[{d}] Matthew effect without aux loss: {words[strength]} (ρ(size, activation) = "
-                            f"{r:+.2f} ± {rs:.2f}, activated FFN width {h:.0f} ± {hs:.0f} vs {homog_hidden:.0f} "
-                            "for homogeneous top-2)")
-        rho = metric(d, "hmoe_topk_pp", "size_activation_rho")
-        if rho:
-            (r, rs), (h, hs) = _mean_std(rho), _mean_std(metric(d, "hmoe_topk_pp", "activated_ffn_hidden"))
-            strength = _strength(rho, -1) if h < homog_hidden else "none"
-            verdicts.append(f"[{d}] P-Penalty re-balancing: {words[strength]} (ρ = {r:+.2f} ± {rs:.2f}, activated "
-                            f"width {h:.0f} ± {hs:.0f})")
-        moe_l, pp_l = metric(d, "moe_topk_lb", "val_loss_matched_flops"), metric(d, "hmoe_topk_pp", "val_loss_matched_flops")
-        if moe_l and pp_l:
-            (m1, s1), (m2, s2) = _mean_std(moe_l), _mean_std(pp_l)
-            se = math.sqrt(s1 ** 2 / len(moe_l) + s2 ** 2 / len(pp_l)) if len(moe_l) > 1 else float("nan")
-            gap = m1 - m2
-            verdict = ("HMoE+P-Penalty better" if gap > 2 * se else "HMoE+P-Penalty worse" if gap < -2 * se
-                       else "no significant difference") if math.isfinite(se) else "one seed: no test"
-            verdicts.append(f"[{d}] FLOP-matched val loss MoE+LB {m1:.3f} ± {s1:.3f} vs HMoE+P-Penalty {m2:.3f} ± "
-                            f"{s2:.3f} ({verdict}; gap {gap:+.3f}, 2·SE {2 * se:.3f})")
+        for arm, label in (("hmoe_topk_none", "without aux loss"), ("hmoe_topk_pp", "with P-Penalty")):
+            rho = metric(d, arm, "size_activation_rho")
+            if rho:
+                (r, rs), (h, hs) = _mean_std(rho), _mean_std(metric(d, arm, "activated_ffn_hidden"))
+                parts.append(f"[{d}] HMoE Top-K {label}: ρ(size, activation) = {r:+.2f} ± {rs:.2f}, activated FFN "
+                             f"width {h:.0f} ± {hs:.0f} vs {homog_hidden:.0f} for homogeneous top-2")
+        losses = {arm: metric(d, arm, "val_loss_matched_flops") for arm in ("moe_topk_lb", "hmoe_topk_pp",
+                                                                           "hmoe_topk_none")}
+        if losses["hmoe_topk_pp"] and (losses["moe_topk_lb"] or losses["hmoe_topk_none"]):
+            parts.append(f"[{d}] FLOP-matched val loss " + ", ".join(
+                f"{arm} {_mean_std(v)[0]:.3f} ± {_mean_std(v)[1]:.3f}" for arm, v in losses.items() if v))
         ent = metric(d, "hmoe_topp_pp_ent", "experts_per_token")
         if ent:
             (e1, es1), (r1, rs1) = _mean_std(ent), _mean_std(metric(d, "hmoe_topp_pp_ent", "experts_per_token_rebound"))
+            (p1, ps1) = _mean_std(metric(d, "hmoe_topp_pp_ent", "activated_params"))
             text = (f"[{d}] Top-P with entropy loss ends at {e1:.2f} ± {es1:.2f} experts/token (rise from its "
-                    f"training minimum {r1:.2f} ± {rs1:.2f})")
+                    f"training minimum {r1:.2f} ± {rs1:.2f}; {p1:,.0f} ± {ps1:,.0f} activated parameters)")
             noent = metric(d, "hmoe_topp_pp", "experts_per_token")
             if noent:
                 (e2, es2), (r2, rs2) = _mean_std(noent), _mean_std(metric(d, "hmoe_topp_pp", "experts_per_token_rebound"))
                 text += f", without it {e2:.2f} ± {es2:.2f} (rise {r2:.2f} ± {rs2:.2f})"
-            verdicts.append(text)
+            parts.append(text)
         slopes = metric(d, "hmoe_topk_pp", "rarity_slope")
         if slopes:
             m, sd = _mean_std(slopes)
-            verdicts.append(f"[{d}] token-rarity slope (HMoE+PP, gate-weighted expert width per frequency decile) "
-                            f"{m:+.2f} ± {sd:.2f}: rarer → larger experts {words[_strength(slopes, +1)]}")
-    verdicts.append(f"the dense model trains at {speed['dense_vs_llama_ratio']:.2f}× the tokens/s of an equivalent "
-                    f"transformers LlamaForCausalLM; the MoE layer costs {speed['moe_dispatch_overhead']:.2f}× a dense "
-                    "FFN with the same activated width (sort-and-split dispatch, 8 small GEMMs)")
+            parts.append(f"[{d}] token-rarity slope (HMoE+PP, gate-weighted expert width per frequency decile, "
+                         f"> 0: rarer tokens → larger experts) {m:+.2f} ± {sd:.2f}")
+    parts.append(f"the dense model trains at {speed['dense_vs_llama_ratio']:.2f}× the tokens/s of an equivalent "
+                 f"transformers LlamaForCausalLM; the MoE layer costs {speed['moe_dispatch_overhead']:.2f}× a dense "
+                 "FFN with the same activated width (sort-and-split dispatch, 8 small GEMMs)")
     notes = [
         "Miniature scale (d=64, 2 layers, 8 experts, Σh=512, ctx 64, ≤ a few hundred 1024-token steps on CPU): "
         "routing trends are indicative only; the paper's quality gains appear only above ~2.5e19 FLOPs.",
         "P-Penalty uses relative sizes h̃ = h/Σh (brief §2.5.2); the router-entropy loss is the minimised mean "
         "per-token entropy (the paper's printed sign would maximise it, brief §2.5.3).",
-        "'reproduced' = mean beyond 2 standard errors over seeds in the claimed direction; 'within seed noise' = "
-        "right direction of the mean only.",
+        "± is the std over seeds; each claim's verdict and 95% CI (paired over seeds) are in the claims list "
+        "(llm_dynamics_kit/hmoe/claims.py).",
     ]
-    return "; ".join(verdicts) + ".", notes
+    return "; ".join(parts) + ".", notes
 
 
 BENCHMARK = Benchmark(
-    name=NAME, kit=KIT, run=run,
+    name=NAME, kit=KIT, run=run, score=evaluate,
     description="HMoE vs homogeneous MoE: Matthew effect, P-Penalty, FLOP-matched loss, Top-P, token rarity",
     seeds={"quick": [0], "default": [0, 1, 2], "full": [0, 1, 2]},
 )

@@ -16,10 +16,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from recsys_kit.damrs.claims import evaluate
 from recsys_kit.damrs.diagnostics import injected_pair_scores
 from recsys_kit.damrs.prepare import noisy_copy, prepare_ml100k_clean, read_injected
 from recsys_kit.damrs.train import DAMRSConfig, TrainConfig, train_damrs
 from shared.benchmarks import Benchmark, partial_rows, work_dir
+from shared.claims import paired
 from shared.plots import heatmap, line_plot
 from shared.progress import progress
 from shared.results import BenchmarkResult, Figure
@@ -85,8 +87,9 @@ def run_arm(data_root: Path, scenario: str, method: str, seed: int, epochs: int,
 
 
 def _paired(rows: list[dict[str, Any]], dataset: str, base: str, method: str, metric: str) -> list[float]:
-    by = {(r["method"], r["seed"]): r[metric] for r in rows if r["dataset"] == dataset}
-    return [by[(method, s)] - by[(base, s)] for (m, s) in by if m == base and (method, s) in by]
+    ours, baseline, _seeds = paired(rows, metric, ours={"dataset": dataset, "method": method},
+                                    baseline={"dataset": dataset, "method": base})
+    return [a - b for a, b in zip(ours, baseline)]
 
 
 def _mean(values: list[float]) -> float:
@@ -98,7 +101,10 @@ def _std(values: list[float]) -> float:
 
 
 def analyse(rows: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
-    """Paired DA-MRS − backbone differences, clean→noisy drops and mechanism numbers, plus a summary."""
+    """Paired DA-MRS − backbone differences, clean→noisy drops and mechanism numbers, plus a descriptive summary.
+
+    The verdicts (paired CIs) are the claims and control of :mod:`recsys_kit.damrs.claims`.
+    """
     extra: dict[str, Any] = {"paired_differences": {}, "robustness_drop": {}}
     sentences = []
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
@@ -192,6 +198,6 @@ def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
     )
 
 
-BENCHMARK = Benchmark(name=NAME, kit=KIT, run=run,
+BENCHMARK = Benchmark(name=NAME, kit=KIT, run=run, score=evaluate,
                       description="DA-MRS vs LightGCN/MF-BPR on clean and noisy ml-100k (KDD 2024)",
                       seeds={"quick": [0], "default": [0, 1, 2], "full": [0, 1, 2]})

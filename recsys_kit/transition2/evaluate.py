@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
-from scipy import stats
+
+from shared.claims import paired_interval
 
 Scorer = Callable[[object], torch.Tensor]  # interaction batch -> (B, N) scores, foreign items at -1e9
 
@@ -107,14 +109,20 @@ def popularity_scorer(train_split, item_domain: np.ndarray, domain_field: str = 
     return score
 
 
-def paired_test(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int = 0) -> dict[str, float]:
-    """Paired comparison over users of per-user metric arrays: mean difference, Wilcoxon p, bootstrap 95% CI."""
+def paired_test(a: np.ndarray, b: np.ndarray, n_boot: int = 10_000, seed: int = 0) -> dict[str, Any]:
+    """Paired comparison over users of per-user metric arrays: mean difference, Wilcoxon p, bootstrap 95% CI.
+
+    The statistics are :func:`shared.claims.paired_interval` with the per-user differences as units
+    (``scipy.stats.bootstrap`` percentile CI of their mean, ``scipy.stats.wilcoxon`` p); fewer than 10 users give
+    no CI (NaN bounds).
+    """
     a, b = np.asarray(a, float), np.asarray(b, float)
     diff = a - b
     if len(diff) == 0:
-        return {"mean_diff": float("nan"), "wilcoxon_p": float("nan"), "ci_low": float("nan"), "ci_high": float("nan")}
-    p = float(stats.wilcoxon(a, b).pvalue) if np.any(diff != 0) else 1.0
-    rng = np.random.default_rng(seed)
-    boots = diff[rng.integers(0, len(diff), size=(n_boot, len(diff)))].mean(1)
-    return {"mean_diff": float(diff.mean()), "wilcoxon_p": p, "ci_low": float(np.percentile(boots, 2.5)),
-            "ci_high": float(np.percentile(boots, 97.5))}
+        return {"mean_diff": float("nan"), "wilcoxon_p": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"),
+                "method": "no users"}
+    result = paired_interval([float(diff.mean())], units=diff.tolist(), seed=seed, n_resamples=n_boot)
+    low, high = result["ci"] or (float("nan"), float("nan"))
+    p = result["p_value"]
+    return {"mean_diff": float(result["mean"]), "wilcoxon_p": float("nan") if p is None else float(p),
+            "ci_low": float(low), "ci_high": float(high), "method": result["method"]}

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from safety_kit.clickbait.claims import evaluate
 from shared.benchmarks import Benchmark, partial_rows
 from shared.results import BenchmarkResult, Figure
 
@@ -225,23 +226,42 @@ def run_dataset(data: HeadlineSet, cfg: ClickbaitBenchConfig, seed: int, store, 
 
 
 def _paired(rows: list[dict], arm: str, reference: str, metric: str, dataset: str) -> dict[str, float] | None:
-    """Mean paired difference arm − reference over seeds with a t-based 95% CI."""
-    from scipy import stats
+    """Mean paired difference arm − reference over seeds with its 95% CI (``shared.claims.paired_interval``)."""
+    from shared.claims import paired, paired_interval
 
-    by_seed = {(r["arm"], r["seed"]): r[metric] for r in rows if r["dataset"] == dataset}
-    diffs = [by_seed[(arm, s)] - by_seed[(reference, s)] for (a, s) in by_seed if a == arm and (reference, s) in by_seed]
-    if not diffs:
+    ours, base, _ = paired([r for r in rows if r["dataset"] == dataset], metric, ours={"arm": arm},
+                           baseline={"arm": reference})
+    if not ours:
         return None
-    mean = float(np.mean(diffs))
-    if len(diffs) < 2:
-        return {"mean": mean, "ci_low": math.nan, "ci_high": math.nan, "n": len(diffs)}
-    half = float(stats.t.ppf(0.975, len(diffs) - 1) * np.std(diffs, ddof=1) / math.sqrt(len(diffs)))
-    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "n": len(diffs)}
+    interval = paired_interval([a - b for a, b in zip(ours, base)])
+    low, high = interval["ci"] if interval["ci"] else (math.nan, math.nan)
+    return {"mean": interval["mean"], "ci_low": low, "ci_high": high, "n": len(ours), "method": interval["method"]}
 
 
 def _mean(rows, dataset, arm, metric) -> float:
     values = [r[metric] for r in rows if r["dataset"] == dataset and r["arm"] == arm and metric in r]
     return float(np.mean(values)) if values else math.nan
+
+
+def _summary(rows: list[dict], dataset: str, arms: list[str], paired: dict) -> str:
+    """One dataset's numbers in prose (the verdicts are the claims', ``safety_kit/clickbait/claims.py``)."""
+    if "debiased" not in arms or "erm" not in arms:
+        return ""
+    d_ood, e_ood = _mean(rows, dataset, "debiased", "ood_f1"), _mean(rows, dataset, "erm", "ood_f1")
+    d_id, e_id = _mean(rows, dataset, "debiased", "id_f1"), _mean(rows, dataset, "erm", "id_f1")
+    best_base = max((a for a in arms if a in ("groupdro", "irm", "vrex")),
+                    key=lambda a: _mean(rows, dataset, a, "ood_f1"), default=None)
+    ci = paired.get(dataset, {}).get("debiased", {}).get("ood_f1", {})
+    text = (f"{dataset}: debiased OOD F1 {d_ood:.3f} vs ERM {e_ood:.3f} (paired diff {d_ood - e_ood:+.3f}, "
+            f"95% CI [{ci.get('ci_low', math.nan):+.3f}, {ci.get('ci_high', math.nan):+.3f}]), ID F1 {d_id:.3f} "
+            f"vs {e_id:.3f}")
+    if best_base is not None:
+        text += f"; best invariance baseline {best_base} OOD F1 {_mean(rows, dataset, best_base, 'ood_f1'):.3f}"
+    text += "."
+    if "text_only_logreg" in arms:
+        text += (f" A text-only logistic regression, blind to the disguise channel, reaches OOD F1 "
+                 f"{_mean(rows, dataset, 'text_only_logreg', 'ood_f1'):.3f}.")
+    return text
 
 
 def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
@@ -286,28 +306,7 @@ def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
                 result = _paired(rows, arm, "erm", metric, data.name)
                 if result is not None:
                     paired.setdefault(data.name, {}).setdefault(arm, {})[metric] = result
-        if "debiased" in arms and "erm" in arms:
-            d_ood, e_ood = _mean(rows, data.name, "debiased", "ood_f1"), _mean(rows, data.name, "erm", "ood_f1")
-            d_id, e_id = _mean(rows, data.name, "debiased", "id_f1"), _mean(rows, data.name, "erm", "id_f1")
-            best_base = max((a for a in arms if a in ("groupdro", "irm", "vrex")),
-                            key=lambda a: _mean(rows, data.name, a, "ood_f1"), default=None)
-            ci = paired.get(data.name, {}).get("debiased", {}).get("ood_f1", {})
-            claim = d_ood - e_ood > 0.02 and ci.get("ci_low", math.nan) > 0 and d_id - e_id > -0.015
-            text = (f"{data.name}: debiased OOD F1 {d_ood:.3f} vs ERM {e_ood:.3f} (paired diff {d_ood - e_ood:+.3f}, "
-                    f"95% CI [{ci.get('ci_low', math.nan):+.3f}, {ci.get('ci_high', math.nan):+.3f}]), ID F1 {d_id:.3f} "
-                    f"vs {e_id:.3f}")
-            if best_base is not None:
-                text += f"; best invariance baseline {best_base} OOD F1 {_mean(rows, data.name, best_base, 'ood_f1'):.3f}"
-            same_way = d_ood - e_ood > 0.02 and d_id - e_id > -0.015
-            verdict = ("reproduces" if claim else
-                       ("points the same way but the paired 95% CI includes 0, so it is not established" if len(seeds) > 1
-                        else "points the same way (one seed: no CI)") if same_way
-                       else "does NOT reproduce")
-            text += f" — the claim (clear OOD gain, ID within ~1 point) {verdict} here."
-            if "text_only_logreg" in arms:
-                text += (f" A text-only logistic regression, blind to the disguise channel, reaches OOD F1 "
-                         f"{_mean(rows, data.name, 'text_only_logreg', 'ood_f1'):.3f}: the head-room no model closes.")
-            sentences.append(text)
+        sentences.append(_summary(rows, data.name, arms, paired))
     return BenchmarkResult(
         benchmark="clickbait", kit="safety",
         title="Debiased clickbait detection (reconstruction of arXiv 2410.07673): disguised-bait benchmark",
@@ -315,7 +314,7 @@ def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
         headline_metric="ood_f1", lower_is_better=False,
         table_metrics=["id_f1", "ood_f1", "clean_f1", "ood_worst_scenario_acc", "label_probe_noise",
                        "disguise_probe_predictive"],
-        summary=" ".join(sentences) or "No debiased-vs-ERM comparison in this profile.",
+        summary=" ".join(s for s in sentences if s) or "No debiased-vs-ERM comparison in this profile.",
         datasets=names, figures=figures,
         notes=["The paper's equations are not public: the model is a reconstruction (brief §2.3) and these numbers "
                "are not the paper's.",
@@ -333,4 +332,4 @@ def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
 
 BENCHMARK = Benchmark(name="clickbait", kit="safety", run=run,
                       description="disguised-bait OOD test: debiased 3-factor model vs ERM/GroupDRO/IRM/V-REx",
-                      seeds={"quick": [0], "default": [0, 1, 2], "full": [0, 1, 2, 3, 4]})
+                      score=evaluate, seeds={"quick": [0], "default": [0, 1, 2], "full": [0, 1, 2, 3, 4]})

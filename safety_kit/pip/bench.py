@@ -19,6 +19,7 @@ import torch
 from safety_kit.features.probe_attention import ProbeAttentionFeatures
 from safety_kit.pip import scenes as sc
 from safety_kit.pip.adapters import TinyVLMAdapter
+from safety_kit.pip.claims import evaluate
 from safety_kit.pip.detector import PIPDetector, detection_metrics, imbalanced_mix
 from safety_kit.pip.experiment import (
     attack_set,
@@ -153,33 +154,24 @@ def _figures(rows: list[dict], out: Path) -> list[Figure]:
 
 
 def _summary(rows: list[dict]) -> str:
+    """The numbers in prose (the verdicts are the claims', ``safety_kit/pip/claims.py``)."""
     def fmt(d, c, m):
         mean, std = _mean(rows, d, c, m)
         return f"{mean:.2f}±{std:.2f}"
 
-    pip_auc, base_auc = _mean(rows, "pip", "pgd_eps8", "auc")[0], _mean(rows, "baseline_visual_tokens",
-                                                                        "pgd_eps8", "auc")[0]
-    comparison = "better than" if pip_auc > base_auc + 0.02 else ("no better than" if pip_auc <= base_auc
-                                                                  else "about equal to")
-    unseen = min(_mean(rows, "pip", "cw_l2", "auc")[0], _mean(rows, "pip", "vision_eps8", "auc")[0])
-    transfer = "It still detects" if unseen >= 0.6 else "It transfers only weakly to"
-    noise, clean_fa = _mean(rows, "pip", "noise_eps8", "flag_rate")[0], _mean(rows, "pip", "pgd_eps8",
-                                                                              "false_alarm_rate")[0]
-    control = "not flagged more often than clean images" if noise <= clean_fa + 0.05 else \
-        "flagged MORE often than clean images (the control fails)"
     return (
         f"On the tiny from-scratch VLM, PIP (probe step-1 attention + standardised linear SVC) detects PGD-ε8 "
         f"images with AUC {fmt('pip', 'pgd_eps8', 'auc')}, recall {fmt('pip', 'pgd_eps8', 'recall')} and "
         f"precision {fmt('pip', 'pgd_eps8', 'precision')} (10:1 mix precision "
         f"{fmt('pip', 'pgd_eps8', 'precision_10to1')}); the official raw-feature SVC reaches AUC "
-        f"{fmt('pip_official', 'pgd_eps8', 'auc')}. {transfer} the unseen attacks (CW AUC "
-        f"{fmt('pip', 'cw_l2', 'auc')}, vision-feature AUC {fmt('pip', 'vision_eps8', 'auc')}); same-ε random "
-        f"noise is {control} ({fmt('pip', 'noise_eps8', 'flag_rate')} vs {fmt('pip', 'pgd_eps8', 'false_alarm_rate')}). "
-        f"Ablations at ε8: 2-of-3 voting AUC {fmt('pip_vote_2of3', 'pgd_eps8', 'auc')}, step-0 attention "
-        f"{fmt('pip_step0', 'pgd_eps8', 'auc')}, task-question attention {fmt('task_question', 'pgd_eps8', 'auc')}. "
-        f"The paper's >98% recall / >90% precision (billion-parameter LVLMs) does NOT reproduce at this scale, "
-        f"and PIP is {comparison} an SVM on the visual tokens themselves "
-        f"(AUC {fmt('baseline_visual_tokens', 'pgd_eps8', 'auc')}; raw pixels {fmt('baseline_pixels', 'pgd_eps8', 'auc')})."
+        f"{fmt('pip_official', 'pgd_eps8', 'auc')}. On the unseen attacks: CW AUC {fmt('pip', 'cw_l2', 'auc')}, "
+        f"vision-feature AUC {fmt('pip', 'vision_eps8', 'auc')}; same-ε random noise is flagged at rate "
+        f"{fmt('pip', 'noise_eps8', 'flag_rate')} vs the clean false-alarm rate "
+        f"{fmt('pip', 'pgd_eps8', 'false_alarm_rate')}. Ablations at ε8: 2-of-3 voting AUC "
+        f"{fmt('pip_vote_2of3', 'pgd_eps8', 'auc')}, step-0 attention {fmt('pip_step0', 'pgd_eps8', 'auc')}, "
+        f"task-question attention {fmt('task_question', 'pgd_eps8', 'auc')}. The paper reports > 98% recall / > 90% "
+        f"precision on billion-parameter LVLMs; an SVM on the visual tokens themselves reaches AUC "
+        f"{fmt('baseline_visual_tokens', 'pgd_eps8', 'auc')} (raw pixels {fmt('baseline_pixels', 'pgd_eps8', 'auc')})."
     )
 
 
@@ -210,7 +202,8 @@ def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
         summary=_summary(rows), datasets=["embedded procedural coloured-shape scenes (generated, no licence needed)"],
         figures=_figures(rows, out),
         notes=["Tiny BLIP-2-shaped VLM trained from scratch (no pretrained weights are available offline).",
-               "The noise_eps8 row's recall/flag_rate is the control: it should equal the clean false-alarm rate.",
+               "The noise_eps8 row's recall/flag_rate is the negative control: it should equal the clean false-alarm "
+               "rate (claims.py scores it).",
                "recall_successful counts only adversarial images whose task answer actually changed."],
         extra={"per_seed": extras},
     )
@@ -218,4 +211,4 @@ def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
 
 BENCHMARK = Benchmark(name=NAME, kit=KIT, run=run,
                       description="PIP adversarial-image detection on a from-scratch tiny VLM (brief §8.2)",
-                      seeds={"quick": [0], "default": [0, 1, 2], "full": [0, 1, 2, 3, 4]})
+                      score=evaluate, seeds={"quick": [0], "default": [0, 1, 2], "full": [0, 1, 2, 3, 4]})

@@ -114,6 +114,7 @@ def test_negative_control_rule():
     vanished = verdict([0.50, 0.52, 0.49], [0.50, 0.49, 0.51])
     assert claims.gain_vanishes(vanished)
     assert not claims.gain_vanishes(verdict([0.60, 0.61, 0.62], [0.50, 0.49, 0.51]))
+    assert not claims.gain_vanishes(verdict([0.50], [0.51]))  # one seed, no CI: an underpowered control fails
 
 
 def test_paired_rows_align_by_seed():

@@ -57,7 +57,8 @@ def test_lazy_kit_group_loads_commands_on_demand():
     result = CliRunner().invoke(group, ["hello"])
     assert result.exit_code == 0 and result.output.strip() == "hi"
     result = CliRunner().invoke(group, ["gone"])
-    assert result.exit_code == 2 and "'gone' is not available" in result.output
+    assert result.exit_code == 2 and "'demo gone' is not available" in result.output
+    assert "pip install 'paperkits[demo]'" in result.output
     assert isinstance(_hello, click.Command)
 
 

@@ -20,8 +20,11 @@ def test_quick_profile_writes_results(tmp_path, isolated_cache, monkeypatch):
         assert row["batch_size"] == (4 if row["arm"] == "vanilla" else 8)
         if row["dataset"] == "stdlib":
             assert row["val_loss"] < 7.0
-    assert isinstance(data["extra"]["claims"]["stdlib"]["copying_emerged"], bool)
-    assert data["extra"]["claims"][SYNTHETIC]["steps_not_tokens"] is None  # one arm: not testable
+    claims = {c["id"]: c for c in data["claims"]}
+    assert claims["copying-1-delayed-stdlib"]["verdict"] in {"untestable", "not_reproduced", "direction_only",
+                                                             "reproduced"}
+    assert "copying-2-steps-stdlib" in claims and "copying-2-steps-synthetic" not in claims  # one arm: no claim 2
+    assert [c["id"] for c in data["controls"]] == ["copying-pos-synthetic"]
     assert data["summary"] and any(n.startswith("[stdlib corpus (paper's setting)] claim 2") for n in data["notes"])
     for fig in data["figures"]:
         assert (tmp_path / "llm" / fig["path"]).is_file()
@@ -47,22 +50,3 @@ def test_synthetic_condition_is_repeated_random_spans_with_text_gaps():
 
     assert repeat_fraction(stream[:20_000], window=128) > 0.1 > repeat_fraction(text[:20_000], window=128)
     assert condition_tokens(SYNTHETIC, data)[:1000].tolist() == stream[:1000].tolist()  # deterministic
-
-
-def test_claim_2_fails_when_a_smaller_batch_trains_past_the_onset_without_copying():
-    from llm_dynamics_kit.copying.bench import _claims
-
-    def row(arm, batch, steps, token_step):
-        return {"dataset": "synthetic", "arm": arm, "batch_size": batch, "steps": steps, "token_step": token_step,
-                "token_tokens": token_step * batch * 128, "tokens_seen": steps * batch * 128, "copy_step": math.nan,
-                "max_copy_acc": 0.0, "max_copy_token_acc": 0.1, "loss_step": 5000.0, "one_token_ceiling": 0.4,
-                "ratio": math.nan, "abruptness": math.nan, "layer_rho": math.nan, "max_induction": 0.0,
-                "final_icl_score": 0.0}
-
-    onset = [row("batch_4B", 16, 6000, 4375.0), row("batch_4B", 16, 6000, 4375.0)]
-    notes, claims = _claims(onset + [row("vanilla", 4, 6000, math.nan)] * 2, "synthetic", "s")
-    assert claims["steps_not_tokens"] is False and any("claim 2 fails" in n for n in notes)
-    _, short = _claims(onset + [row("vanilla", 4, 5000, math.nan)] * 2, "synthetic", "s")
-    assert short["steps_not_tokens"] is None  # 5000 < 1.3 × 4375: too short to tell
-    _, same = _claims(onset + [row("vanilla", 4, 6000, 4500.0)] * 2, "synthetic", "s")
-    assert same["steps_not_tokens"] is True  # onsets within 30 % in steps, 4× apart in tokens

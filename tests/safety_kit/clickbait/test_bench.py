@@ -20,4 +20,6 @@ def test_quick_profile_writes_results(tmp_path, isolated_cache):
     # and the OOD flip hurts ERM: the benchmark measures what it claims to measure
     erm = next(r for r in data["rows"] if r["arm"] == "erm")
     assert erm["ood_f1"] < erm["id_f1"] - 0.05
+    assert [c["id"] for c in data["claims"]] == ["clickbait-ood-vs-erm-synthetic",
+                                                 "clickbait-ood-vs-invariance-synthetic"]
     assert "debiased" in data["summary"] and (tmp_path / "safety" / "clickbait_synthetic_metrics.png").is_file()

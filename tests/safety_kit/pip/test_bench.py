@@ -21,6 +21,8 @@ def test_quick_profile_writes_valid_results(tmp_path, tiny_vlm):
             assert 0 <= row["auc"] <= 1 and 0 <= row["recall"] <= 1
     for figure in data["figures"]:
         assert (tmp_path / "safety" / figure["path"]).is_file()
-    assert "does NOT reproduce" in data["summary"] or "reproduce" in data["summary"]
+    assert {c["id"] for c in data["claims"]} == {"pip-recall", "pip-precision", "pip-blackbox-recall",
+                                                 "pip-vs-visual-tokens"}
+    assert [c["id"] for c in data["controls"]] == ["pip-noise"] and "reproduce" not in data["summary"]
     # resumable: the finished seed's rows are reused, not recomputed
     assert (tmp_path / "safety" / ".work" / "pip" / "rows.jsonl").is_file()

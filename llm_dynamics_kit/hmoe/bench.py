@@ -25,6 +25,7 @@ from llm_dynamics_kit.hmoe.presets import DENSE_ARM, arm_config
 from llm_dynamics_kit.model import DenseFFN, ModelConfig, Transformer, activated_params
 from llm_dynamics_kit.train import TrainConfig, Trainer
 from shared.benchmarks import Benchmark, partial_rows
+from shared.parallel import run_jobs
 from shared.plots import line_plot
 from shared.results import BenchmarkResult, Figure
 from shared.seeding import seed_everything
@@ -207,23 +208,36 @@ def _figures(out: Path, curves: dict, datasets: list[str]) -> list[Figure]:
     return figures
 
 
+def _job(job: tuple) -> tuple[dict, dict]:
+    """One (dataset, arm, seed) run in a worker process (the tokenized corpus is the cached memmap)."""
+    _dataset, data_cfg, arm, seed, prof = job
+    return _train_arm(arm, seed, prepare_data(data_cfg), prof)
+
+
 def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
-    """Train every arm of the profile for every seed (resumable per dataset/arm/seed) and summarise."""
+    """Train every arm of the profile for every seed (resumable per dataset/arm/seed) and summarise.
+
+    Runs train one torch thread each in ``shared.parallel`` worker processes (two on a 2-core machine); each
+    seeds itself, so the numbers are those of a serial run.
+    """
     prof = PROFILES[profile]
     out = Path(out)
     datasets = benchmark_corpora(BASE_MODEL.vocab_size, prof.max_bytes, prof.arms, prof.shakespeare_arms)
     store = partial_rows(out.parent, KIT, NAME, profile=profile, steps=prof.steps, version=2)
-    rows, curves = [], {}
+    todo = []
     for dataset, (data_cfg, arms) in datasets.items():
-        data = prepare_data(data_cfg)
+        prepare_data(data_cfg)  # tokenize once here, so workers only open the cached memmaps
+        todo += [(dataset, data_cfg, arm, seed, prof) for arm in arms for seed in seeds
+                 if store.get(dataset=dataset, arm=arm, seed=seed) is None]
+    for (dataset, _cfg, arm, seed, _prof), (row, curve) in run_jobs(_job, todo, desc="hmoe runs"):
+        store.add({"dataset": dataset, "arm": arm, "seed": seed, **row, "_curves": curve},
+                  dataset=dataset, arm=arm, seed=seed)
+    rows, curves = [], {}
+    for dataset, (_data_cfg, arms) in datasets.items():
         curves[dataset] = {}
         for arm in arms:
             for seed in seeds:
                 stored = store.get(dataset=dataset, arm=arm, seed=seed)
-                if stored is None:
-                    row, curve = _train_arm(arm, seed, data, prof)
-                    stored = store.add({"dataset": dataset, "arm": arm, "seed": seed, **row, "_curves": curve},
-                                       dataset=dataset, arm=arm, seed=seed)
                 curves[dataset].setdefault(arm, []).append(stored["_curves"])
                 rows.append({k: v for k, v in stored.items() if k != "_curves"})
         # FLOP-matched validation loss: every arm read at the smallest final FLOP budget of this dataset

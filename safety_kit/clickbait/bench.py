@@ -19,6 +19,7 @@ import numpy as np
 
 from safety_kit.clickbait.claims import evaluate
 from shared.benchmarks import Benchmark, partial_rows
+from shared.parallel import run_jobs
 from shared.results import BenchmarkResult, Figure
 
 ARMS_MAIN = ("text_only_logreg", "logreg", "erm", "groupdro", "irm", "vrex", "debiased", "debiased_given_env")
@@ -264,6 +265,29 @@ def _summary(rows: list[dict], dataset: str, arms: list[str], paired: dict) -> s
     return text
 
 
+class _NoStore:
+    """A row store that holds nothing: a worker computes every arm and hands the rows back to the parent."""
+
+    def get(self, **_key):
+        return None
+
+    def add(self, row, **_key):
+        return row
+
+
+def _seed_job(job: tuple) -> tuple[list[dict], dict]:
+    """Every arm of one (dataset, seed) in a worker process: its rows and its log entries."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    data, cfg, seed = job
+    torch.set_num_threads(1)
+    log: dict = {}
+    with threadpool_limits(1):
+        rows = run_dataset(data, cfg, seed, _NoStore(), log)
+    return rows, log
+
+
 def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
     """Run the disguised-bait benchmark for ``profile`` over ``seeds``; figures go to ``out``."""
     import torch
@@ -284,12 +308,21 @@ def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
         names.append("Chakraborty et al. 2016 clickbait headlines (ASONAM 2016; MIT licence), "
                      f"balanced subsample of {cfg.real_posts}")
     rows, log = [], {}
+    for data in datasets:
+        log.setdefault("scenario_bait_rate", {})[data.name] = [
+            float(data.labels[data.scenarios == s].mean()) for s in range(cfg.n_scenarios)]
+    # one (dataset, seed) per worker process, one thread each; every job seeds itself, so numbers are a serial run's
+    todo = [(data, cfg, seed) for data in datasets for seed in seeds
+            if any(store.get(dataset=data.name, arm=arm, seed=seed) is None for arm in cfg.arms)]
+    for (data, _cfg, seed), (new_rows, seed_log) in run_jobs(_seed_job, todo, desc="clickbait seeds"):
+        for row in new_rows:
+            store.add(row, dataset=data.name, arm=row["arm"], seed=seed)
+        for key, value in seed_log.items():
+            log.setdefault(key, {}).update(value)
     with threadpool_limits(1):
         for data in datasets:
-            log.setdefault("scenario_bait_rate", {})[data.name] = [
-                float(data.labels[data.scenarios == s].mean()) for s in range(cfg.n_scenarios)]
             for seed in seeds:
-                rows += run_dataset(data, cfg, seed, store, log)
+                rows += run_dataset(data, cfg, seed, store, log)  # all stored now: reads them back in order
     figures, paired, sentences = [], {}, []
     metrics = ["id_f1", "ood_f1", "clean_f1", "id_acc", "ood_acc", "ood_worst_scenario_acc"]
     for data in datasets:

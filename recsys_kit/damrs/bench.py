@@ -22,8 +22,8 @@ from recsys_kit.damrs.prepare import noisy_copy, prepare_ml100k_clean, read_inje
 from recsys_kit.damrs.train import DAMRSConfig, TrainConfig, train_damrs
 from shared.benchmarks import Benchmark, partial_rows, work_dir
 from shared.claims import paired
+from shared.parallel import run_jobs
 from shared.plots import heatmap, line_plot
-from shared.progress import progress
 from shared.results import BenchmarkResult, Figure
 
 NAME, KIT = "damrs", "recsys"
@@ -84,6 +84,11 @@ def run_arm(data_root: Path, scenario: str, method: str, seed: int, epochs: int,
     if scenario.startswith("add") and result.model.use_dbpr:
         row.update(injected_pair_scores(result, read_injected(folder)))
     return row
+
+
+def _arm_job(job: tuple) -> dict[str, Any]:
+    """``run_arm`` in a worker process."""
+    return run_arm(*job)
 
 
 def _paired(rows: list[dict[str, Any]], dataset: str, base: str, method: str, metric: str) -> list[float]:
@@ -172,13 +177,14 @@ def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
     store = partial_rows(out.parent, KIT, NAME, profile=profile, epochs=spec["epochs"], train=TRAIN, cpu=CPU_KNOBS)
     # seed-major order: an interrupted run already holds every dataset for the first seeds
     plan = [(d, m, s) for s in seeds for d, methods in spec["plan"].items() for m in methods]
-    rows = []
-    for dataset, method, seed in progress(plan, desc="damrs arms", unit="run"):
-        row = store.get(dataset=dataset, method=method, seed=seed)
-        if row is None:
-            row = store.add(run_arm(data_root, dataset, method, seed, spec["epochs"], runs),
-                            dataset=dataset, method=method, seed=seed)
-        rows.append(row)
+    todo = [(data_root, d, m, s, spec["epochs"], runs) for d, m, s in plan
+            if store.get(dataset=d, method=m, seed=s) is None]
+    for _root, dataset, _method, seed, _epochs, _runs in todo:
+        _dataset_folder(data_root, dataset, seed)  # every (noisy) copy is written here, before workers read them
+    # arms train in two worker processes, one torch thread each; every run seeds itself (numbers as a serial run)
+    for (_root, dataset, method, seed, _epochs, _runs), row in run_jobs(_arm_job, todo, desc="damrs arms"):
+        store.add(row, dataset=dataset, method=method, seed=seed)
+    rows = [store.get(dataset=d, method=m, seed=s) for d, m, s in plan]
     extra, summary = analyse(rows)
     caveat = (f" Budget: {spec['epochs']} epochs at lr 5e-3 (best-validation checkpoint), AI anchors sub-sampled to "
               "256; ml-100k is dense and its content thin, so the paper's Amazon gains (LightGCN R@20 "

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import sys
 import types
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,10 @@ import torch
 
 from shared.errors import DataError
 from shared.paths import cache_dir
+
+# RecBole 1.2.1 calls pandas and torch.cuda.amp in ways today's versions deprecate; the warnings (dozens per run)
+# are about RecBole's internals, not about anything a user of this kit can change.
+warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\.")
 
 _PATCHED = False
 

@@ -59,6 +59,8 @@ def run_jobs(function: Callable[[Job], Any], jobs: Sequence[Job], *, workers: in
         results = pool.imap_unordered(_Call(function), list(enumerate(jobs)))
         for index, value in progress(results, total=len(jobs), desc=desc, unit="run"):
             yield jobs[index], value
+        pool.close()  # a clean shutdown: terminate() (the with-block's exit) would leak the pool's semaphores
+        pool.join()
 
 
 class _Call:

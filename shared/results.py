@@ -256,9 +256,8 @@ def write_results(result: BenchmarkResult, *, out: str | Path, profile: str, see
     return atomic_write_text(results_path(out, result.kit, result.benchmark), text + "\n")
 
 
-def read_results(path: str | Path) -> dict[str, Any]:
-    """Read and validate one results JSON; a clear :class:`DataError` names what is wrong."""
-    path = Path(path)
+def _load_json(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; a clear :class:`DataError` when it is missing, not JSON or not an object."""
     if not path.is_file():
         raise DataError(f"results file {path} does not exist")
     try:
@@ -267,6 +266,13 @@ def read_results(path: str | Path) -> dict[str, Any]:
         raise DataError(f"results file {path} is not valid JSON: {err}") from err
     if not isinstance(data, dict):
         raise DataError(f"results file {path} must hold a JSON object")
+    return data
+
+
+def read_results(path: str | Path) -> dict[str, Any]:
+    """Read and validate one results JSON; a clear :class:`DataError` names what is wrong."""
+    path = Path(path)
+    data = _load_json(path)
     version = data.get("schema_version")
     if isinstance(version, int) and version < SCHEMA_VERSION:
         raise StaleSchemaError(f"results file {path} has schema_version {version} (now {SCHEMA_VERSION}): "
@@ -287,12 +293,7 @@ def rescore_file(path: str | Path, score: Scorer) -> Path:
     ``claims_commit`` records the code that computed the verdicts. Nothing is written if scoring fails.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"results file {path} does not exist")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise DataError(f"results file {path} is not valid JSON: {err}") from err
+    data = _load_json(path)
     missing = [key for key in V1_KEYS if key not in data]
     if missing:
         raise DataError(f"results file {path} lacks required key(s) {missing}; rerun its benchmark")

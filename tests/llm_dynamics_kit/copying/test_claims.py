@@ -1,8 +1,6 @@
 """Copying claims (1-4) and the synthetic positive control, scored from synthetic payloads with known outcomes."""
 
-import json
 import math
-from pathlib import Path
 
 import pytest
 
@@ -105,13 +103,3 @@ def test_positive_control_fails_when_nothing_copies_on_the_synthetic_stream():
     claims, controls = scored([row("synthetic", "vanilla", s, 4, steps=2500) for s in (0, 1)])
     assert controls["copying-pos-synthetic"]["passed"] is False
     assert claims["copying-1-delayed-synthetic"]["verdict"] == "untestable"
-
-
-@pytest.mark.parametrize("path", ["results/llm/copying.json", "results/full/llm/copying.json"])
-def test_committed_results_score(path):
-    file = Path(__file__).resolve().parents[3] / path
-    if not file.is_file():
-        pytest.skip(f"{path} not present")
-    claims, controls = evaluate(json.loads(file.read_text()))
-    check(claims, controls)
-    assert claims and [c["id"] for c in controls] == ["copying-pos-synthetic"]

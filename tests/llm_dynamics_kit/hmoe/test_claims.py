@@ -1,9 +1,6 @@
 """HMoE claims scored from synthetic result payloads with known outcomes."""
 
-import json
-from pathlib import Path
 
-import pytest
 
 from llm_dynamics_kit.hmoe.claims import evaluate
 from shared.claims import check
@@ -77,13 +74,3 @@ def test_non_finite_values_are_skipped():
     data["rows"][0]["val_loss_matched_flops"] = "nan"  # as stored in results JSON
     claim = next(c for c in evaluate(data)[0] if c["id"] == "hmoe-flops-stdlib")
     assert claim["n_seeds"] == 2
-
-
-@pytest.mark.parametrize("path", ["results/llm/hmoe.json"])
-def test_committed_results_score(path):
-    file = Path(__file__).resolve().parents[3] / path
-    if not file.is_file():
-        pytest.skip(f"{path} not present")
-    claims, controls = evaluate(json.loads(file.read_text()))
-    check(claims, controls)
-    assert claims

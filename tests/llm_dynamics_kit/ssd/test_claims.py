@@ -1,7 +1,5 @@
 """SSD claims scored from synthetic result payloads with known outcomes."""
 
-import json
-from pathlib import Path
 
 import pytest
 
@@ -75,13 +73,3 @@ def test_no_speed_rows_no_speed_claim():
     data = payload()
     data["extra"] = {}
     assert "ssd-speedup" not in verdicts(data)
-
-
-@pytest.mark.parametrize("path", ["results/llm/ssd.json"])
-def test_committed_results_score(path):
-    file = Path(__file__).resolve().parents[3] / path
-    if not file.is_file():
-        pytest.skip(f"{path} not present")
-    claims, controls = evaluate(json.loads(file.read_text()))
-    check(claims, controls)
-    assert {c["id"] for c in claims} >= {"ssd-speedup"}

@@ -18,8 +18,9 @@ from shared.errors import PaperkitsError
 @click.option("--db", default=None, help="SQLite file (default: the config's db, ioa_server.db).")
 @click.option("--host", default=None, help="Interface to bind (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default 7788, like the original).")
-@click.option("--search", type=click.Choice(["bm25", "openai"]), default="bm25", show_default=True,
-              help="Agent search backend; 'openai' embeds descriptions with an OpenAI-compatible endpoint.")
+@click.option("--search", type=click.Choice(["fts5", "bm25", "openai"]), default="fts5", show_default=True,
+              help="Agent search backend: 'fts5' ranks in SQLite (FTS5 bm25), 'bm25' in Python over every "
+                   "profile, 'openai' embeds descriptions with an OpenAI-compatible endpoint.")
 @click.option("--embed-url", default="", help="Base URL of the embeddings endpoint (with --search openai).")
 @click.option("--embed-model", default="", help="Embedding model name (with --search openai).")
 @user_errors

@@ -4,23 +4,41 @@ Every field of the original ``AgentMessage`` (brief §2.6) is kept; reliability 
 a client-chosen ``msg_id`` (idempotency key), a server-assigned per-chat ``seq`` (total order), timestamps and
 the protocol version. Message types are strings on the wire; :func:`to_legacy` / :func:`from_legacy` read and
 write the original integer-enum format so recorded IoA traffic can be replayed.
+
+Security (issue 22): the ``MAX_*`` limits below bound every field on every entry point; :func:`loads_checked`
+parses untrusted JSON; team-ups need consent, carried by :class:`InviteFrame` (server→client) and
+:class:`InviteReplyFrame` (client→server), or declared beforehand in ``RegisterRequest.accept_teams_from``.
 """
 
 from __future__ import annotations
 
 import enum
 import json
+import math
+import re
 import time
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from shared.errors import PaperkitsError
 
 PROTOCOL_VERSION = "ioa/1"
 # Frames above this size are rejected with ``too_large`` (the connection is kept); configurable on the server.
 DEFAULT_MAX_FRAME_BYTES = 256 * 1024
+
+# --- limits: one set for every entry point ------------------------------------------------------------------
+# WebSocket frames and HTTP bodies are parsed by the same models, so these bounds hold whichever way a message
+# or a team-up arrives; the byte limit on a whole frame / HTTP body is the server's ``max_frame_bytes``.
+MAX_CONTENT_CHARS = 131_072  # message content and task conclusions
+MAX_TEXT_CHARS = 16_384  # goal, task description / abstract, updated plan
+MAX_TEAM_NAME_CHARS = 256
+MAX_TEAM_SIZE = 128  # members of one chat, the initiator included
+MAX_EXTRA_BYTES = 65_536  # ``extra`` serialised as JSON
+MAX_JSON_DEPTH = 32  # nesting inside ``extra``
+MAX_INT = 2**63 - 1  # SQLite INTEGER: larger ids and cursors raised OverflowError deep in the server
+_Name = Annotated[str, Field(min_length=1, max_length=128)]
 
 
 class ProtocolError(PaperkitsError):
@@ -93,26 +111,50 @@ class AgentMessage(BaseModel):
     msg_id: str = Field(default_factory=new_id, min_length=1, max_length=64)
     comm_id: str = Field(min_length=1, max_length=64)
     sender: str = Field(min_length=1, max_length=128)
-    seq: int | None = None  # assigned by the server
-    sent_at: float = Field(default_factory=time.time)
-    server_ts: float | None = None  # assigned by the server
-    state: str = "communication"
-    parent_comm_id: str | None = None
+    seq: int | None = Field(default=None, ge=0, le=MAX_INT)  # assigned by the server
+    # finite only: a NaN was stored as null and then failed to load, breaking the chat's history for good
+    sent_at: float = Field(default_factory=time.time, allow_inf_nan=False)
+    server_ts: float | None = Field(default=None, allow_inf_nan=False)  # assigned by the server
+    state: str = Field(default="communication", max_length=64)
+    parent_comm_id: str | None = Field(default=None, max_length=64)
     type: MessageType
-    content: str = ""
-    next_speaker: list[str] = Field(default_factory=list)
-    goal: str | None = None
-    team_members: list[AgentProfile] = Field(default_factory=list)
-    team_up_depth: int | None = None
-    max_turns: int | None = None
-    task_id: str | None = None
-    task_desc: str | None = None
-    task_abstract: str | None = None
-    task_conclusion: str | None = None
+    content: str = Field(default="", max_length=MAX_CONTENT_CHARS)
+    next_speaker: list[_Name] = Field(default_factory=list, max_length=MAX_TEAM_SIZE)
+    goal: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
+    team_members: list[AgentProfile] = Field(default_factory=list, max_length=MAX_TEAM_SIZE)
+    team_up_depth: int | None = Field(default=None, ge=0, le=MAX_INT)
+    max_turns: int | None = Field(default=None, ge=0, le=MAX_INT)
+    task_id: str | None = Field(default=None, max_length=64)
+    task_desc: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
+    task_abstract: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
+    task_conclusion: str | None = Field(default=None, max_length=MAX_CONTENT_CHARS)
     task_status: TaskStatus | None = None
-    triggers: list[str] = Field(default_factory=list)
-    updated_plan: str | None = None
+    triggers: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=MAX_TEAM_SIZE)
+    updated_plan: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
     extra: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("extra")
+    @classmethod
+    def _bounded_extra(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if value:
+            check_depth(value, MAX_JSON_DEPTH, "extra")
+            size = len(json.dumps(value, ensure_ascii=False, default=str).encode("utf-8", "surrogatepass"))
+            if size > MAX_EXTRA_BYTES:
+                raise ValueError(f"extra is {size} bytes as JSON; the limit is {MAX_EXTRA_BYTES}")
+        return value
+
+
+def check_depth(value: Any, limit: int, what: str) -> None:
+    """Raise ValueError when containers in ``value`` nest deeper than ``limit`` (iterative: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    raise ValueError(f"{what} nests deeper than {limit} levels")
+                stack.append((child, depth + 1))
 
 
 # --- WebSocket frames ----------------------------------------------------------------------------------------
@@ -121,10 +163,14 @@ class HelloFrame(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     op: Literal["hello"]
-    agent: str
-    token: str
-    resume_after: int | None = None  # None: resume after the server's acknowledged cursor
+    agent: str = Field(max_length=128)
+    token: str = Field(max_length=512)
+    resume_after: int | None = Field(default=None, ge=0, le=MAX_INT)  # None: after the server's acked cursor
     protocol: Literal["ioa/1"] = PROTOCOL_VERSION
+    # The largest frame this client accepts (its WebSocket max_size). An inbox entry whose deliver frame is
+    # larger is dead-lettered: an ``error`` frame with code ``undeliverable`` and its ``inbox_id`` replaces it,
+    # and delivery goes on (unset: the server's ``max_deliver_bytes``, 1 MiB like the websockets default).
+    max_frame_bytes: int | None = Field(default=None, ge=1024, le=MAX_INT)
 
 
 class SendFrame(BaseModel):
@@ -140,7 +186,7 @@ class AckFrame(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     op: Literal["ack"]
-    inbox_id: int
+    inbox_id: int = Field(ge=0, le=MAX_INT)
 
 
 class PingFrame(BaseModel):
@@ -150,8 +196,17 @@ class PingFrame(BaseModel):
     op: Literal["ping"]
 
 
+class InviteReplyFrame(BaseModel):
+    """client→server: accept or decline the team-up invite for chat ``comm_id`` (see :class:`InviteFrame`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    op: Literal["invite_reply"]
+    comm_id: str = Field(min_length=1, max_length=64)
+    accept: bool
+
+
 # discriminated on ``op`` so a bad frame's error names the field that is wrong for *its* kind of frame
-ClientFrame = Annotated[HelloFrame | SendFrame | AckFrame | PingFrame, Field(discriminator="op")]
+ClientFrame = Annotated[HelloFrame | SendFrame | AckFrame | PingFrame | InviteReplyFrame, Field(discriminator="op")]
 _CLIENT_FRAME = TypeAdapter(ClientFrame)
 
 
@@ -190,18 +245,42 @@ class ErrorFrame(BaseModel):
     code: str
     detail: str
     msg_id: str | None = None
+    inbox_id: int | None = None  # code ``undeliverable``: the inbox entry that was skipped (dead-lettered)
+
+
+class InviteFrame(BaseModel):
+    """server→client: ``initiator`` invites this agent to a team; answer with ``invite_reply`` (or
+    ``POST /invites/{comm_id}``). Pending invites are sent again after every ``welcome``. Nothing of the
+    chat reaches the agent's inbox unless it accepts."""
+
+    op: Literal["invite"] = "invite"
+    comm_id: str
+    initiator: str
+    team_name: str
+    goal: str
+    members: list[str]  # everyone named so far (accepted, pre-consented and still invited)
+    parent_comm_id: str | None = None
+    expires_at: float
+
+
+class InviteResultFrame(BaseModel):
+    """server→client: the answer to an ``invite_reply`` was recorded."""
+
+    op: Literal["invite_result"] = "invite_result"
+    comm_id: str
+    accepted: bool
 
 
 def parse_client_frame(text: str | bytes, max_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> ClientFrame:
     """Validate one client frame or raise :class:`ProtocolError` (``too_large``, ``bad_json``, ``bad_frame``)."""
-    size = len(text.encode() if isinstance(text, str) else text)
+    if isinstance(text, str):  # isascii() is O(1): most frames skip the encode
+        size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+    else:
+        size = len(text)
     if size > max_bytes:
         raise ProtocolError("too_large", f"frame of {size} bytes exceeds the limit of {max_bytes} bytes; "
                                          "send shorter content or raise the server's max_frame_bytes")
-    try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ProtocolError("bad_json", f"frame is not valid JSON ({err})") from err
+    data = loads_checked(text)
     msg_id = None
     if isinstance(data, dict) and isinstance(data.get("message"), dict):
         msg_id = data["message"].get("msg_id") if isinstance(data["message"].get("msg_id"), str) else None
@@ -213,11 +292,62 @@ def parse_client_frame(text: str | bytes, max_bytes: int = DEFAULT_MAX_FRAME_BYT
         raise ProtocolError("bad_frame", f"{where}: {first['msg']}", msg_id=msg_id) from err
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text} is out of range")
+    return value
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+# built once: json.loads with keyword arguments would build a new decoder for every frame
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
+
+
+def loads_checked(text: str | bytes) -> Any:
+    """``json.loads`` for untrusted frames and HTTP bodies, or :class:`ProtocolError` ``bad_json``.
+
+    Besides syntax it refuses what plain ``json.loads`` lets through and the server then chokes on: nesting
+    deep enough to raise RecursionError, NaN / Infinity / out-of-range numbers, and lone UTF-16 surrogates
+    (``"\\ud800"``) that cannot be encoded as UTF-8 for SQLite or the wire.
+    """
+    try:
+        if isinstance(text, (bytes, bytearray)):
+            text = bytes(text).decode("utf-8")  # RFC 8259: JSON exchanged between systems is UTF-8
+        data = _DECODER.decode(text)
+        if "\\u" in text and _SURROGATE_ESCAPE.search(text):  # rare: only then pay for the full check
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except RecursionError as err:
+        raise ProtocolError("bad_json", "JSON is nested too deeply") from err
+    except UnicodeError as err:
+        raise ProtocolError("bad_json", f"text is not valid UTF-8 (lone surrogate or bad bytes: {err.reason})") \
+            from err
+    except ValueError as err:  # json.JSONDecodeError and the number checks
+        raise ProtocolError("bad_json", f"not valid JSON ({err})") from err
+    return data
+
+
 # --- REST bodies ---------------------------------------------------------------------------------------------
 class RegisterRequest(AgentProfile):
-    """``POST /register``: name, type, desc (+ the token when re-registering an existing name)."""
+    """``POST /register``: name, type, desc (+ the token when re-registering an existing name).
 
-    token: str | None = None
+    Consent (who may put this agent in a chat): ``accept_teams_from`` names the agents whose team-ups add it
+    directly (``"*"``: anyone); anyone else's team-up sends it an invite it must accept, or is refused when
+    ``allow_invites`` is false. Unset fields keep their stored value (new agents: ``[]`` and ``true``, i.e.
+    every team-up needs the agent's yes). ``registration_key``: required to create an agent when the server
+    has one (always when it listens on a non-loopback address).
+    """
+
+    token: str | None = Field(default=None, max_length=512)
+    registration_key: str | None = Field(default=None, max_length=512)
+    accept_teams_from: list[_Name] | None = Field(default=None, max_length=1024)
+    allow_invites: bool | None = None
 
 
 class RegisterResponse(BaseModel):
@@ -226,12 +356,14 @@ class RegisterResponse(BaseModel):
     name: str
     token: str
     created: bool
+    accept_teams_from: list[str] = Field(default_factory=list)
+    allow_invites: bool = True
 
 
 class SearchRequest(BaseModel):
     """``POST /retrieve_assistant``: free-text capabilities; top-k per query, unioned and deduplicated."""
 
-    capabilities: list[str] = Field(min_length=1)
+    capabilities: list[Annotated[str, Field(max_length=MAX_TEXT_CHARS)]] = Field(min_length=1, max_length=64)
     k: int = Field(default=3, ge=1, le=100)
     exclude_sender: bool = True
     # Only agents connected right now (the paper lists an agent "status"; the original code never tracked it).
@@ -239,23 +371,42 @@ class SearchRequest(BaseModel):
 
 
 class TeamUpRequest(BaseModel):
-    """``POST /teamup``: create a group chat (the sender is always a member)."""
+    """``POST /teamup``: create a group chat (the sender is always a member).
 
-    agent_names: list[str] = Field(min_length=1)
-    team_name: str = ""
-    goal: str = ""
-    parent_comm_id: str | None = None
-    team_up_depth: int | None = None
-    max_turns: int | None = None
+    Members join by consent: an agent whose ``accept_teams_from`` admits the sender is added at once, any
+    other is invited. The chat starts (its ``team_up`` message is sent) when every invitee has answered or
+    the server's ``invite_ttl_s`` ran out; the call waits up to ``wait_s`` for that.
+    """
+
+    agent_names: list[_Name] = Field(min_length=1, max_length=MAX_TEAM_SIZE - 1)
+    team_name: str = Field(default="", max_length=MAX_TEAM_NAME_CHARS)
+    goal: str = Field(default="", max_length=MAX_TEXT_CHARS)
+    parent_comm_id: str | None = Field(default=None, max_length=64)
+    team_up_depth: int | None = Field(default=None, ge=0, le=MAX_INT)
+    max_turns: int | None = Field(default=None, ge=0, le=MAX_INT)
+    wait_s: float = Field(default=10.0, ge=0.0, le=25.0)
 
 
 class TeamUpResponse(BaseModel):
-    """The new chat id and its members (unknown names are reported, not silently dropped)."""
+    """The new chat id and its members (unknown names are reported, not silently dropped).
+
+    ``started`` is false while invitees (``invited``) have not answered; the chat's ``team_up`` message
+    arrives when they have. ``declined``: invitees that said no, did not answer in time, or accept no invites.
+    """
 
     comm_id: str
     agent_names: list[str]
     unknown: list[str] = Field(default_factory=list)
     depth: int
+    started: bool = True
+    invited: list[str] = Field(default_factory=list)
+    declined: list[str] = Field(default_factory=list)
+
+
+class InviteAnswer(BaseModel):
+    """``POST /invites/{comm_id}``: accept or decline a team-up invite."""
+
+    accept: bool
 
 
 class ChatInfo(BaseModel):
@@ -311,4 +462,5 @@ def json_schema() -> dict[str, Any]:
     """JSON Schema of every frame (ship it to non-Python clients)."""
     return {"protocol": PROTOCOL_VERSION, "client_frames": _CLIENT_FRAME.json_schema(),
             "server_frames": {cls.__name__: cls.model_json_schema()
-                              for cls in (WelcomeFrame, DeliverFrame, SentFrame, ErrorFrame)}}
+                              for cls in (WelcomeFrame, DeliverFrame, SentFrame, ErrorFrame, InviteFrame,
+                                          InviteResultFrame)}}

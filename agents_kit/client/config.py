@@ -3,7 +3,8 @@
 Example::
 
     server: {url: http://127.0.0.1:7788}
-    agent: {name: WikiAgent, type: Thing Assistant, desc: "Looks facts up in an encyclopedia."}
+    agent: {name: WikiAgent, type: Thing Assistant, desc: "Looks facts up in an encyclopedia.",
+            accept_invites_from: Planner}                        # closed by default: whose invites to accept
     tool_agent: {kind: http, target: http://127.0.0.1:7070}     # POST /run {"task_desc": ...}
     policy:
       kind: llm                                                  # llm | scripted | replay
@@ -40,6 +41,13 @@ class AgentSection:
     desc: str = ""
     type: str = AgentKind.THING_ASSISTANT.value
     token_file: str = ""
+    # what this agent has handled (agents_kit/client/state.py): "" = next to the token file, ":memory:" = not kept
+    state_file: str = ""
+    # consent and keys (README "IoA server security model"); names comma-separated
+    # closed by default: "" declines every invite; names, or "*" (anyone: a local demo)
+    accept_invites_from: str = ""  # initiators whose team-up invites are accepted, the others' declined
+    accept_teams_from: str = ""  # declared at registration: who adds this agent without an invite ("*": anyone)
+    registration_key_env: str = "IOA_REGISTRATION_KEY"  # the variable holding the server's registration key
 
 
 @dataclasses.dataclass
@@ -133,6 +141,14 @@ def token_path(config: ClientConfig) -> Path:
     return cache_dir("agents", f"{where.hostname}_{where.port}") / f"{config.agent.name}.token"
 
 
+def state_path(config: ClientConfig) -> str:
+    """Where this agent's handled cursor is kept (``:memory:``: nowhere, a restart resumes at the server's ack)."""
+    if config.agent.state_file:
+        return config.agent.state_file if config.agent.state_file == ":memory:" else str(
+            Path(config.agent.state_file).expanduser())
+    return str(token_path(config).with_suffix(".state.sqlite"))
+
+
 def build_client(config: ClientConfig) -> IoAClient:
     """An :class:`IoAClient` from a config (token read from ``token_path`` when it exists)."""
     if not config.agent.name:
@@ -144,12 +160,19 @@ def build_client(config: ClientConfig) -> IoAClient:
     tool = make_tool_agent(config.tool_agent.kind, config.tool_agent.target)
     path = token_path(config)
     token = path.read_text().strip() if path.is_file() else None
-    return IoAClient(config.server.url, config.agent.name, config.agent.desc, make_policy(config.policy,
-                     config.agent.name, has_tool=tool is not None), tool=tool, kind=kind, token=token,
-                     support_nested_teams=config.comm.support_nested_teams,
-                     max_team_up_attempts=config.comm.max_team_up_attempts,
-                     hard_turn_limit=config.comm.hard_turn_limit, task_timeout_s=config.tool_agent.timeout_s,
-                     search_k=config.comm.search_k, search_online_only=config.comm.search_online_only)
+    names = [n.strip() for n in config.agent.accept_invites_from.split(",") if n.strip()]
+    teams_from = [n.strip() for n in config.agent.accept_teams_from.split(",") if n.strip()]
+    client = IoAClient(config.server.url, config.agent.name, config.agent.desc, make_policy(config.policy,
+                       config.agent.name, has_tool=tool is not None), tool=tool, kind=kind, token=token,
+                       support_nested_teams=config.comm.support_nested_teams,
+                       max_team_up_attempts=config.comm.max_team_up_attempts,
+                       hard_turn_limit=config.comm.hard_turn_limit, task_timeout_s=config.tool_agent.timeout_s,
+                       search_k=config.comm.search_k, search_online_only=config.comm.search_online_only,
+                       state=state_path(config),
+                       accept_invites=True if "*" in names else set(names) if names else False,
+                       accept_teams_from=teams_from or None)
+    client.connection.registration_key = os.environ.get(config.agent.registration_key_env) or None
+    return client
 
 
 def save_token(config: ClientConfig, token: str) -> Path:

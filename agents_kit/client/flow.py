@@ -114,14 +114,16 @@ class IoAClient:
     """An agent on the Internet of Agents: registry identity, team formation, and conversations.
 
     ``tool`` is the wrapped third-party agent (``run(task) -> str``); without one the policy's own answer is
-    used for tasks (like the original's LLM-only client).
+    used for tasks (like the original's LLM-only client). ``accept_invites`` / ``accept_teams_from``: who may
+    put this agent in a chat (:class:`AgentConnection`; by default nobody: every invite is declined).
     """
 
     def __init__(self, server_url: str, name: str, desc: str, policy: Policy, tool: ToolAgent | None = None,
                  kind: AgentKind = AgentKind.THING_ASSISTANT, token: str | None = None,
                  support_nested_teams: bool = False, max_team_up_attempts: int = 10,
                  hard_turn_limit: int | None = 60, task_timeout_s: float = 600.0, search_k: int = 3,
-                 history_window: int | None = None, search_online_only: bool = True):
+                 history_window: int | None = None, search_online_only: bool = True, state: Any = None,
+                 accept_invites: Any = False, accept_teams_from: list[str] | None = None):
         self.profile = AgentProfile(name=name, type=kind, desc=desc)
         self.policy, self.tool = policy, tool
         self.support_nested_teams, self.max_team_up_attempts = support_nested_teams, max_team_up_attempts
@@ -129,7 +131,11 @@ class IoAClient:
         self.history_window = history_window
         # recruiting an offline agent is safe (its inbox keeps the messages) but stalls the chat until it returns
         self.search_online_only = search_online_only
-        self.connection = AgentConnection(server_url, self.profile, token=token, on_message=self._on_message)
+        # ``state``: where the handled cursor lives (AgentConnection); a message counts as handled once its chat's
+        # worker processed it, not when it was queued, so a crash in between hands it over again
+        self.connection = AgentConnection(server_url, self.profile, token=token, on_message=self._on_message,
+                                          state=state, complete="manual", accept_invites=accept_invites,
+                                          accept_teams_from=accept_teams_from)
         self.chats: dict[str, Chat] = {}
         self.contacts: dict[str, AgentProfile] = {}
         self.transitions: list[tuple[str, State, State]] = []  # (comm_id, from, to) seen by this client
@@ -216,17 +222,18 @@ class IoAClient:
             queue = self._queues[message.comm_id] = asyncio.Queue()
             self._workers[message.comm_id] = asyncio.get_running_loop().create_task(
                 self._worker(message.comm_id, queue))
-        queue.put_nowait(message)
+        queue.put_nowait((inbox_id, message))
 
     async def _worker(self, comm_id: str, queue: asyncio.Queue) -> None:
         while True:
-            message = await queue.get()
+            inbox_id, message = await queue.get()
             try:
                 await self.process(self._chat(comm_id), message)
             except asyncio.CancelledError:
-                raise
-            except Exception:  # one bad turn must not kill the chat's worker
+                raise  # not completed: a restarted client gets this message again
+            except Exception:  # one bad turn must not kill the chat's worker (nor come back after a restart)
                 log.exception("%s: error while processing %s in chat %s", self.name, message.type, comm_id)
+            self.connection.complete(inbox_id)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -1,23 +1,45 @@
 """Agent search: ``search_client(L_d) -> P(C)`` over registry descriptions (brief §2.2).
 
 Semantics match the original: each free-text capability query returns its top-k agents, the results of all
-queries are unioned in query order and de-duplicated by name. BM25 over ``name + desc`` is the default
-(deterministic, no model); :class:`EmbeddingSearch` takes any embedding function, e.g. an OpenAI-compatible
-``/v1/embeddings`` endpoint via :func:`openai_embedder` (the original used ada-002 + inner product).
+queries are unioned in query order and de-duplicated by name. The server's default is :class:`FTS5Search`:
+SQLite FTS5 ranks ``name + desc`` with its ``bm25()`` inside the database, over an index the store keeps in
+step with registrations, so a search reads the few hits, not the whole registry. :class:`BM25Search` is the
+same ranking in Python over a list of profiles (deterministic, no database); :class:`EmbeddingSearch` takes
+any embedding function, e.g. an OpenAI-compatible ``/v1/embeddings`` endpoint via :func:`openai_embedder`
+(the original used ada-002 + inner product). All three implement :class:`SearchBackend`.
+
+FTS5 vs the Python BM25. Tokens are identical by construction: the index stores :func:`tokenize`'s output
+(CamelCase split, lower-case ``[a-z0-9]+``, stop words dropped) and FTS5's ``unicode61`` tokenizer only
+splits that on spaces; ``porter`` is not used because the Python BM25 does no stemming ("searches" does not
+match "search" in either). The scores differ in what FTS5 fixes in C: k1 = 1.2 (Python 1.5) and the classic
+Okapi idf, log((N - n + .5) / (n + .5)) floored at 1e-6, where Python uses Lucene's always-positive
+log(1 + ...). The hit sets are the same (every agent sharing a query term); the order can differ in
+multi-word queries, since Okapi weighs common words less against rare ones (a word in more than half of the
+registry gets ~no weight), and where term frequency trades against description length. On the IoA-Synth and
+test registries the top-k agree on every query; ``tests/agents_kit/server/test_search_fts5.py`` pins both
+that and the difference, and the benchmark's ``search`` part measures the agreement on Zipf-worded queries.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import re
+import sqlite3
 from collections import Counter
-from collections.abc import Callable, Sequence
-from typing import Protocol
+from collections.abc import Callable, Collection, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from agents_kit.protocol import AgentProfile
 from shared.errors import ConfigError
+
+if TYPE_CHECKING:
+    from agents_kit.server.store import Store
+
+log = logging.getLogger(__name__)
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 _STOP = frozenset("a an and the of to for in on with by or is are be as at from that this it who can i my".split())
@@ -30,7 +52,11 @@ def tokenize(text: str) -> list[str]:
 
 
 class SearchBackend(Protocol):
-    """Ranks agent profiles for one query."""
+    """Ranks agent profiles for one query.
+
+    A backend with ``indexed = True`` ranks the registry it indexes itself: ``profiles=None`` means all of it
+    and a list only narrows it (the others need the list).
+    """
 
     def rank(self, query: str, profiles: Sequence[AgentProfile], k: int) -> list[tuple[AgentProfile, float]]:
         """The top ``k`` (profile, score) pairs for ``query``, best first; zero-score hits are omitted."""
@@ -83,6 +109,40 @@ class BM25Search:
         return [(profiles[i], float(scores[i])) for i in order[:k] if scores[i] > 0]
 
 
+class FTS5Search:
+    """SQLite FTS5 ``bm25()`` over the store's agent index (the server default; see the module docstring).
+
+    Scores are ``-bm25()`` (FTS5 returns lower-is-better), ties broken by registration order like
+    :class:`BM25Search`. The statistics (N, document frequencies, average length) are always the whole
+    registry's, also when ``profiles`` narrows the candidates (e.g. online agents only), where the Python BM25
+    recomputes them over the narrowed list. Query text is reduced to :func:`tokenize`'s tokens and each is
+    quoted, so FTS5 operators or quotes typed by a user are plain words, never query syntax.
+    """
+
+    indexed = True
+
+    def __init__(self, store: Store | None = None):
+        self.store = store  # None until bound to the server's store (make_backend runs before the store exists)
+
+    def rank(self, query: str, profiles: Sequence[AgentProfile] | None, k: int
+             ) -> list[tuple[AgentProfile, float]]:
+        """Top-k profiles by FTS5 bm25 among ``profiles`` (the whole index when None)."""
+        if self.store is None:
+            raise ConfigError("FTS5Search is not bound to a store: pass FTS5Search(store) or let the server bind it")
+        among = None if profiles is None else [p.name for p in profiles]
+        return self.store.search_agents(tokenize(query), k, among=among)
+
+
+def fts5_available() -> bool:
+    """True when this Python's SQLite was built with FTS5 (nearly all are)."""
+    with contextlib.closing(sqlite3.connect(":memory:")) as db:
+        try:
+            db.execute("CREATE VIRTUAL TABLE probe USING fts5(doc)")
+        except sqlite3.OperationalError:
+            return False
+    return True
+
+
 class EmbeddingSearch:
     """Inner product between query and description embeddings (normalise in ``embed`` for cosine)."""
 
@@ -122,19 +182,44 @@ def openai_embedder(base_url: str, model: str, api_key: str = "", timeout: float
 
 
 def make_backend(name: str, **options: str) -> SearchBackend:
-    """``bm25`` (default) or ``openai`` (needs ``base_url`` and ``model``)."""
+    """``fts5`` (default; bound to the server's store by :func:`bind_backend`), ``bm25`` (Python) or ``openai``
+    (needs ``base_url`` and ``model``)."""
+    if name == "fts5":
+        if not fts5_available():
+            raise ConfigError("search backend 'fts5' needs SQLite built with FTS5; this Python's sqlite3 lacks it "
+                              "(use --search bm25)")
+        return FTS5Search()
     if name == "bm25":
         return BM25Search()
     if name == "openai":
         if not options.get("base_url") or not options.get("model"):
             raise ConfigError("search backend 'openai' needs base_url and model (an OpenAI-compatible server)")
         return EmbeddingSearch(openai_embedder(options["base_url"], options["model"], options.get("api_key", "")))
-    raise ConfigError(f"unknown search backend {name!r}; use 'bm25' or 'openai'")
+    raise ConfigError(f"unknown search backend {name!r}; use 'fts5', 'bm25' or 'openai'")
 
 
-def search(backend: SearchBackend, queries: Sequence[str], profiles: Sequence[AgentProfile], k: int = 3,
+def bind_backend(backend: SearchBackend | None, store: Store) -> SearchBackend:
+    """The server's backend: FTS5 over ``store`` when none is given (Python BM25 where SQLite lacks FTS5); an
+    unbound :class:`FTS5Search` is bound to ``store``."""
+    if backend is None:
+        if not fts5_available():
+            log.warning("this Python's SQLite has no FTS5; agent search falls back to the Python BM25")
+            return BM25Search()
+        backend = FTS5Search()
+    if isinstance(backend, FTS5Search) and backend.store is None:
+        backend.store = store
+    return backend
+
+
+def search(backend: SearchBackend, queries: Sequence[str], profiles: Sequence[AgentProfile] | None, k: int = 3,
            exclude: str | None = None) -> list[AgentProfile]:
-    """Union of each query's top-k, de-duplicated by name in query order; ``exclude`` drops the searcher."""
+    """Union of each query's top-k, de-duplicated by name in query order; ``exclude`` drops the searcher.
+
+    ``profiles=None`` (only for an ``indexed`` backend) searches the whole registry the backend indexes.
+    """
+    if profiles is None and not getattr(backend, "indexed", False):
+        raise TypeError(f"{type(backend).__name__} ranks a list of profiles; pass them (profiles=None needs an "
+                        "indexed backend such as FTS5Search)")
     seen: dict[str, AgentProfile] = {}
     for query in queries:
         # rank over the whole registry (stable statistics), then drop the searcher and keep k
@@ -142,3 +227,17 @@ def search(backend: SearchBackend, queries: Sequence[str], profiles: Sequence[Ag
         for profile in hits:
             seen.setdefault(profile.name, profile)
     return list(seen.values())
+
+
+def search_registry(backend: SearchBackend, store: Store, queries: Sequence[str], k: int = 3,
+                    exclude: str | None = None, online: Collection[str] | None = None) -> list[AgentProfile]:
+    """:func:`search` over a server's registry, only agents in ``online`` when given.
+
+    An indexed backend reads only its hits from the database; the others rank every profile, loaded here.
+    """
+    profiles = None
+    if online is not None or not getattr(backend, "indexed", False):
+        profiles = store.agents()
+        if online is not None:
+            profiles = [p for p in profiles if p.name in online]
+    return search(backend, queries, profiles, k=k, exclude=exclude)

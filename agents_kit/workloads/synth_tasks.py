@@ -391,17 +391,22 @@ async def run_suite(server_url: str, admin_token: str, arms: list[str], spec: Su
                                  true_owners=owners, seed=spec.seed)
     agents = [IoAClient(server_url, planner_name, "Plans and answers questions about people and companies.",
                         planner_policy, kind=AgentKind.HUMAN_ASSISTANT)]
+    # clients are closed by default: the suite's agents pre-consent to the team-ups of its recruiters only
+    recruiters = [planner_name, *leads]
     for i, (relation, agent_name) in enumerate(owners.items()):
         agents.append(IoAClient(server_url, agent_name, RELATIONS[relation][0],
                                 SynthPolicy(world, own_relation=relation),
-                                tool=CallableAgent(tool_for(world, relation, spec.latency_s, spec.seed + i))))
+                                tool=CallableAgent(tool_for(world, relation, spec.latency_s, spec.seed + i)),
+                                accept_teams_from=recruiters))
     for i, (agent_name, desc) in enumerate(distractors.items()):
         agents.append(IoAClient(server_url, agent_name, desc, SynthPolicy(world),
-                                tool=CallableAgent(tool_for(world, None, spec.latency_s, spec.seed + 100 + i))))
+                                tool=CallableAgent(tool_for(world, None, spec.latency_s, spec.seed + 100 + i)),
+                                accept_teams_from=recruiters))
     for lead in leads:
         agents.append(IoAClient(server_url, lead, "Coordinates small research teams about people and companies.",
                                 SynthPolicy(world, arm="ioa_async", true_owners=owners, seed=spec.seed),
-                                kind=AgentKind.HUMAN_ASSISTANT, support_nested_teams=True))
+                                kind=AgentKind.HUMAN_ASSISTANT, support_nested_teams=True,
+                                accept_teams_from=recruiters))
     for agent in agents:
         await agent.start()
     rows = []

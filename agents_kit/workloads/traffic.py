@@ -8,12 +8,18 @@ must hand its application each message of each of its chats exactly once and in 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import gc
+import json
 import random
 import socket
+import sqlite3
 import statistics
 import time
+import uuid
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,6 +37,7 @@ class TrafficSpec:
     messages_per_agent: int = 10
     payload_bytes: int = 64
     send_interval_s: float = 0.0  # pacing between an agent's messages (fault runs: keep traffic flowing)
+    rate_per_agent: float = 0.0  # > 0: open loop, Poisson sends at this mean rate per agent (messages/s)
     chaos_fraction: float = 0.0  # share of connections dropped every chaos_interval_s
     chaos_interval_s: float = 0.3
     kill_server_after_s: float | None = None  # SIGKILL + restart the server once, this long into sending
@@ -44,14 +51,17 @@ class _Recorder:
         self.latency_ms: list[float] = []
         self.latency_by_agent: dict[str, list[float]] = defaultdict(list)
         self.last_receive = 0.0
+        self.discussion_deliveries = 0  # every member's copy, the sender's own included
 
     def handler(self, agent: str):
         def on_message(inbox_id: int, message: AgentMessage) -> None:
             now = time.time()
             self.received[agent].append((message.comm_id, message.seq, message.msg_id))
-            if message.sender != agent and message.type is MessageType.DISCUSSION:
-                self.latency_ms.append((now - message.sent_at) * 1000.0)
-                self.latency_by_agent[agent].append(self.latency_ms[-1])
+            if message.type is MessageType.DISCUSSION:
+                self.discussion_deliveries += 1
+                if message.sender != agent:
+                    self.latency_ms.append((now - message.sent_at) * 1000.0)
+                    self.latency_by_agent[agent].append(self.latency_ms[-1])
             self.last_receive = now
         return on_message
 
@@ -80,7 +90,8 @@ async def _register_all(url: str, names: list[str], descs: list[str]) -> dict[st
     tokens = {}
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
         for name, desc in zip(names, descs):
-            response = await http.post("/register", json={"name": name, "desc": desc})
+            # the harness teams its own agents up: they pre-consent to any team-up (no invite round trips)
+            response = await http.post("/register", json={"name": name, "desc": desc, "accept_teams_from": ["*"]})
             response.raise_for_status()
             tokens[name] = response.json()["token"]
     return tokens
@@ -96,37 +107,132 @@ async def _records(url: str, admin: str, comm_ids: list[str]) -> dict[str, list[
         return out
 
 
+class Fleet:
+    """``n_agents`` registered, connected and teamed up in groups of ``group_size`` on one server; reused by
+    several load phases (setting up 1,000 agents costs seconds), audited once at the end."""
+
+    def __init__(self, server: Any, spec: TrafficSpec):
+        self.server, self.spec, self.rng = server, spec, random.Random(spec.seed)
+        tag = new_id()[:6]
+        self.names = [f"load{tag}_{i:04d}" for i in range(spec.n_agents)]
+        self.recorder = _Recorder()
+        self.conns: dict[str, AgentConnection] = {}
+        self.groups = [self.names[i:i + spec.group_size] for i in range(0, len(self.names), spec.group_size)]
+        if len(self.groups) > 1 and len(self.groups[-1]) == 1:  # nobody to talk to: join the previous team
+            last = self.groups.pop()
+            self.groups[-1] += last
+        self.group_of = {name: group for group in self.groups for name in group}
+        self.membership: dict[str, list[str]] = defaultdict(list)
+        self.comm_of: dict[str, str] = {}
+        self.acked: set[str] = set()
+
+    async def start(self) -> Fleet:
+        tokens = await _register_all(self.server.url, self.names, ["load-test agent"] * len(self.names))
+        self.conns = {n: AgentConnection(self.server.url, AgentProfile(name=n), token=tokens[n],
+                                         on_message=self.recorder.handler(n), reconnect_min_s=0.05,
+                                         reconnect_max_s=1.0) for n in self.names}
+        await asyncio.gather(*(c.start(timeout=60) for c in self.conns.values()))
+        for group in self.groups:
+            response = await self.conns[group[0]].team_up(TeamUpRequest(agent_names=group[1:], goal="load test"))
+            for member in group:
+                self.membership[member].append(response.comm_id)
+                self.comm_of[member] = response.comm_id
+        return self
+
+    def _message(self, name: str, i: int, sent_at: float | None = None) -> AgentMessage:
+        fields = {"sent_at": sent_at} if sent_at is not None else {}
+        return AgentMessage(comm_id=self.comm_of[name], sender=name, type=MessageType.DISCUSSION,
+                            content=f"{i} {'x' * self.spec.payload_bytes}",
+                            next_speaker=[self.rng.choice(self.group_of[name])], **fields)
+
+    async def phase(self, messages_per_agent: int = 0, rate_per_agent: float = 0.0,
+                    seconds: float = 0.0) -> dict[str, Any]:
+        """One load phase; ``rate_per_agent`` > 0: open loop for ``seconds`` (default messages_per_agent /
+        rate): Poisson sends at that mean rate per agent, not waiting for acknowledgements; latency counts from
+        the *scheduled* send time, so a client falling behind is measured, not hidden. Otherwise closed loop:
+        each agent sends ``messages_per_agent``, the next once ``sent`` came back.
+        Deliveries count every member's copy, the sender's own included; latency only the other members'."""
+        spec, loop = self.spec, asyncio.get_running_loop()
+        recorder = self.recorder
+        # one process plays every agent, so its heap is hundreds of clients' (the recorder keeps every delivery):
+        # take that out of the collector's view first, or a full collection stalls all agents (~90 ms seen)
+        gc.collect()
+        gc.freeze()
+        recorder.latency_ms, recorder.discussion_deliveries = [], 0
+        expected = sent_messages = 0
+        start_wall, start_mono = time.time(), loop.time()
+
+        async def closed(name: str) -> None:
+            nonlocal expected, sent_messages
+            for i in range(messages_per_agent):
+                sent = await self.conns[name].send(self._message(name, i), timeout=spec.timeout_s)
+                self.acked.add(sent.msg_id)
+                expected += len(self.group_of[name])
+                sent_messages += 1
+                if spec.send_interval_s:
+                    await asyncio.sleep(spec.send_interval_s * (0.5 + self.rng.random()))
+
+        async def paced(name: str) -> None:
+            nonlocal expected, sent_messages
+            due, i = start_mono + self.rng.expovariate(rate_per_agent), 0
+            sends = []
+            while due < end:
+                i += 1
+                delay = due - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                message = self._message(name, i, sent_at=start_wall + (due - start_mono))
+                sends.append(loop.create_task(self.conns[name].send(message, timeout=spec.timeout_s)))
+                due += self.rng.expovariate(rate_per_agent)
+            for sent in await asyncio.gather(*sends):
+                self.acked.add(sent.msg_id)
+                expected += len(self.group_of[name])
+                sent_messages += 1
+
+        end = start_mono + (seconds or messages_per_agent / max(rate_per_agent, 1e-9))
+        worker = paced if rate_per_agent > 0 else closed
+        await asyncio.wait_for(asyncio.gather(*(worker(n) for n in self.names)), spec.timeout_s)
+        sent_done = loop.time()
+        deadline = time.time() + 30
+        while recorder.discussion_deliveries < expected and time.time() < deadline:
+            await asyncio.sleep(0.01)
+        elapsed = max(recorder.last_receive - start_wall, 1e-6)
+        lat = sorted(recorder.latency_ms) or [0.0]
+        others = len(recorder.latency_ms)
+        return {"messages": sent_messages, "deliveries": recorder.discussion_deliveries,
+                "deliveries_per_s": recorder.discussion_deliveries / elapsed,
+                "deliveries_to_others_per_s": others / elapsed,
+                "offered_deliveries_per_s": rate_per_agent * sum(len(self.group_of[n]) for n in self.names),
+                "latency_p50_ms": statistics.median(lat),
+                "latency_p99_ms": lat[min(len(lat) - 1, int(0.99 * len(lat)))],
+                "send_s": sent_done - start_mono, "phase_s": elapsed}
+
+    async def finish(self) -> dict[str, Any]:
+        """The audit over every phase (lost / duplicated / out of order / acknowledged but unstored)."""
+        comm_ids = sorted({c for cs in self.membership.values() for c in cs})
+        records = await _records(self.server.url, self.server.config.admin_token, comm_ids)
+        expected = sum(len(records[c]) for cs in self.membership.values() for c in cs)
+        deadline = time.time() + 30
+        while sum(len(v) for v in self.recorder.received.values()) < expected and time.time() < deadline:
+            await asyncio.sleep(0.05)
+        result = audit(records, self.membership, self.recorder.received, self.acked)
+        bodies = [len(m.model_dump_json()) for msgs in records.values() for m in msgs
+                  if m.type is MessageType.DISCUSSION]
+        result.update(reconnects=sum(c.stats["reconnects"] for c in self.conns.values()),
+                      resent=sum(c.stats["resent"] for c in self.conns.values()),
+                      duplicates_filtered=sum(c.stats["duplicates_dropped"] for c in self.conns.values()),
+                      body_bytes=sum(bodies) / max(1, len(bodies)))
+        return result
+
+    async def close(self) -> None:
+        await asyncio.gather(*(c.close() for c in self.conns.values()))
+
+
 async def run_traffic(server: Any, spec: TrafficSpec) -> dict[str, Any]:
     """Run one traffic spec against ``server`` (a :class:`~agents_kit.server.app.ServerProcess`)."""
-    rng = random.Random(spec.seed)
-    run_tag = new_id()[:6]
-    names = [f"load{run_tag}_{i:04d}" for i in range(spec.n_agents)]
-    tokens = await _register_all(server.url, names, ["load-test agent"] * len(names))
-    recorder = _Recorder()
-    conns = {n: AgentConnection(server.url, AgentProfile(name=n), token=tokens[n], on_message=recorder.handler(n),
-                                reconnect_min_s=0.05, reconnect_max_s=1.0) for n in names}
-    await asyncio.gather(*(c.start(timeout=30) for c in conns.values()))
-    groups = [names[i:i + spec.group_size] for i in range(0, len(names), spec.group_size)]
-    membership: dict[str, list[str]] = defaultdict(list)
-    comm_of: dict[str, str] = {}
-    for group in groups:
-        response = await conns[group[0]].team_up(TeamUpRequest(agent_names=group[1:], goal="load test"))
-        for member in group:
-            membership[member].append(response.comm_id)
-            comm_of[member] = response.comm_id
-    acked: set[str] = set()
-    payload = "x" * spec.payload_bytes
+    fleet = await Fleet(server, spec).start()
+    rng, names, conns = fleet.rng, fleet.names, fleet.conns
     stop = asyncio.Event()
-
-    async def sender(name: str) -> None:
-        group = next(g for g in groups if name in g)
-        for i in range(spec.messages_per_agent):
-            message = AgentMessage(comm_id=comm_of[name], sender=name, type=MessageType.DISCUSSION,
-                                   content=f"{i} {payload}", next_speaker=[rng.choice(group)])
-            sent = await conns[name].send(message, timeout=spec.timeout_s)
-            acked.add(sent.msg_id)
-            if spec.send_interval_s:
-                await asyncio.sleep(spec.send_interval_s * (0.5 + rng.random()))
 
     async def chaos() -> None:
         while not stop.is_set():
@@ -145,32 +251,113 @@ async def run_traffic(server: Any, spec: TrafficSpec) -> dict[str, Any]:
     kill_task = loop.create_task(killer()) if spec.kill_server_after_s is not None else None
     start = time.time()
     try:
-        await asyncio.wait_for(asyncio.gather(*(sender(n) for n in names)), spec.timeout_s)
+        load = await fleet.phase(spec.messages_per_agent, spec.rate_per_agent)
     finally:
         stop.set()
         if chaos_task is not None:
             chaos_task.cancel()
         await asyncio.gather(*[t for t in (chaos_task, kill_task) if t is not None], return_exceptions=True)
-    comm_ids = sorted({c for cs in membership.values() for c in cs})
-    records = await _records(server.url, server.config.admin_token, comm_ids)
-    expected = sum(len(records[c]) for cs in membership.values() for c in cs)
-    deadline = time.time() + 30
-    while sum(len(v) for v in recorder.received.values()) < expected and time.time() < deadline:
-        await asyncio.sleep(0.05)
-    elapsed = max(recorder.last_receive - start, 1e-6)
-    result = audit(records, membership, recorder.received, acked)
-    discussion = sum(1 for msgs in records.values() for m in msgs if m.type is MessageType.DISCUSSION)
-    lat = sorted(recorder.latency_ms) or [0.0]
-    result.update(
-        messages=discussion, deliveries=sum(len(v) for v in recorder.received.values()),
-        deliveries_per_s=sum(len(v) for v in recorder.received.values()) / elapsed,
-        latency_p50_ms=statistics.median(lat), latency_p99_ms=lat[min(len(lat) - 1, int(0.99 * len(lat)))],
-        reconnects=sum(c.stats["reconnects"] for c in conns.values()),
-        resent=sum(c.stats["resent"] for c in conns.values()),
-        duplicates_filtered=sum(c.stats["duplicates_dropped"] for c in conns.values()),
-        server_rss_mb=server.rss_mb(), wall_s=time.time() - start)
-    await asyncio.gather(*(c.close() for c in conns.values()))
+    result = await fleet.finish()
+    result.update(load, server_rss_mb=server.rss_mb(), wall_s=time.time() - start,
+                  deliveries=sum(len(v) for v in fleet.recorder.received.values()))  # team_up notices too
+    await fleet.close()
     return result
+
+
+async def load_sweep(server: Any, spec: TrafficSpec, offered: list[float], seconds: float,
+                     saturation_messages: int = 0) -> tuple[list[dict[str, Any]], dict[str, Any] | None, dict[str, Any]]:
+    """One fleet, several phases: a paced phase of ``seconds`` per offered deliveries/s (lowest first: the
+    latency-vs-load curve), then optionally a closed-loop phase (every agent sends ``saturation_messages`` as
+    fast as acknowledgements allow: the capacity). Returns (paced rows, saturation row, audit over all)."""
+    fleet = await Fleet(server, spec).start()
+    copies = sum(len(fleet.group_of[n]) for n in fleet.names)  # deliveries per message sent by every agent once
+    try:
+        # warm-up, not reported: the first phase on fresh connections paid one-off costs (p99 ×20 at the lowest load)
+        await fleet.phase(rate_per_agent=min(offered) / copies, seconds=min(1.0, seconds))
+        paced = [await fleet.phase(rate_per_agent=load / copies, seconds=seconds) for load in sorted(offered)]
+        for row in paced:
+            row["server_rss_mb"] = server.rss_mb()
+        saturation = None
+        if saturation_messages:
+            saturation = await fleet.phase(saturation_messages)
+            saturation["server_rss_mb"] = server.rss_mb()
+        result = await fleet.finish()
+    finally:
+        await fleet.close()
+    return paced, saturation, result
+
+
+def knee(rows: list[dict[str, Any]], p99_limit_ms: float, keep_up: float = 0.95) -> float:
+    """The highest offered load that the server kept up with (achieved ≥ ``keep_up`` × offered) within the p99
+    limit, before the first load that broke either (0 when even the lowest did)."""
+    best = 0.0
+    for row in sorted(rows, key=lambda r: r["offered_deliveries_per_s"]):
+        if row["latency_p99_ms"] > p99_limit_ms or row["deliveries_per_s"] < keep_up * row["offered_deliveries_per_s"]:
+            break
+        best = row["offered_deliveries_per_s"]
+    return best
+
+
+def prefill(db: str | Path, n_messages: int, n_chats: int = 2000, group_size: int = 5, payload_bytes: int = 64,
+            seed: int = 0) -> None:
+    """Write ``n_messages`` stored messages straight into a new server database (random msg_ids, round-robin
+    chats), so storage costs can be measured at a realistic database size without sending them all."""
+    from agents_kit.server.store import Store
+
+    Store(db).close()  # the schema
+    rng = random.Random(seed)
+    chats = [(f"fill{c:05d}", [f"filler{c:05d}_{m}" for m in range(group_size)]) for c in range(n_chats)]
+    seqs = [0] * n_chats
+    template = AgentMessage(comm_id="c", sender="s", type=MessageType.DISCUSSION, content="x" * payload_bytes,
+                            seq=1, server_ts=1.0).model_dump(mode="json")
+    with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as conn:
+        conn.execute("PRAGMA cache_size=-262144")  # 256 MiB: random index inserts stay in memory
+        conn.execute("BEGIN")
+        conn.executemany("INSERT INTO comms VALUES (?, 'fill', ?, NULL, 0, 'fill', 0)",
+                         [(c, members[0]) for c, members in chats])
+        conn.executemany("INSERT INTO members VALUES (?, ?)", [(c, m) for c, members in chats for m in members])
+        rows = []
+        for gseq in range(1, n_messages + 1):
+            chat = rng.randrange(n_chats)
+            seqs[chat] += 1
+            comm, members = chats[chat]
+            msg_id, sender = uuid.UUID(int=rng.getrandbits(128)).hex, rng.choice(members)
+            body = json.dumps(template | {"msg_id": msg_id, "comm_id": comm, "sender": sender, "seq": seqs[chat]},
+                              separators=(",", ":"))
+            rows.append((gseq, comm, seqs[chat], sender, msg_id, body))
+            if len(rows) == 50_000:
+                conn.executemany("INSERT INTO messages VALUES (?,?,?,?,?,?)", rows)
+                rows = []
+        conn.executemany("INSERT INTO messages VALUES (?,?,?,?,?,?)", rows)
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+async def write_amplification(server: Any, spec: TrafficSpec, offered: float, seconds: float) -> dict[str, Any]:
+    """Bytes the server process wrote per stored message (``/proc/<pid>/io``) during one paced phase, against
+    payload × recipients (the stored message JSON times the members who receive it)."""
+    fleet = await Fleet(server, spec).start()
+    before, commits = server.io_bytes(), await _commit_stats(server)
+    load = await fleet.phase(rate_per_agent=offered / sum(len(fleet.group_of[n]) for n in fleet.names),
+                             seconds=seconds)
+    after, commits_after = server.io_bytes(), await _commit_stats(server)
+    result = await fleet.finish()
+    await fleet.close()
+    messages = max(1, load["messages"])
+    payload = result["body_bytes"] * spec.group_size
+    written = {key: (after.get(key, 0) - before.get(key, 0)) / messages for key in ("write_bytes", "wchar")}
+    result.update(load, write_bytes_per_message=written["write_bytes"], wchar_per_message=written["wchar"],
+                  payload_x_recipients_bytes=payload, write_amplification=written["write_bytes"] / payload,
+                  server_rss_mb=server.rss_mb(), ops_per_commit=(commits_after[1] - commits[1]) /
+                  max(1, commits_after[0] - commits[0]))
+    return result
+
+
+async def _commit_stats(server: Any) -> tuple[int, int]:
+    """(commits, operations committed) of the server's writer so far (admin ``/health``)."""
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        health = (await http.get("/health", headers={"Authorization": f"Bearer {server.config.admin_token}"})).json()
+    return int(health.get("commits", 0)), int(health.get("committed_ops", 0))
 
 
 async def offline_member(server: Any, n_messages: int = 50) -> dict[str, Any]:
@@ -229,7 +416,8 @@ async def slow_consumer(server: Any, n_messages: int = 400, payload_bytes: int =
     while min(len(recorder.received[n]) for n in names[:3]) < len(records[comm]) and time.time() < deadline:
         await asyncio.sleep(0.02)
     async with httpx.AsyncClient(base_url=server.url) as http:
-        dropped = (await http.get("/health")).json()["slow_consumer_drops"]
+        admin = {"Authorization": f"Bearer {server.config.admin_token}"}  # /health shows counts to the admin only
+        dropped = (await http.get("/health", headers=admin)).json()["slow_consumer_drops"]
     raw.close()  # the server stopped writing to it; closing lets the server release the socket
     late = AgentConnection(server.url, AgentProfile(name=names[3]), token=tokens[names[3]],
                            on_message=recorder.handler(names[3]))

@@ -38,9 +38,13 @@ def server(server_factory) -> ServerThread:
     return server_factory()
 
 
-def register(server: ServerThread, name: str, desc: str = "", kind: str = "Thing Assistant") -> str:
-    """Register an agent; returns its token."""
-    response = httpx.post(f"{server.url}/register", json={"name": name, "desc": desc, "type": kind}, timeout=10)
+def register(server: ServerThread, name: str, desc: str = "", kind: str = "Thing Assistant",
+             open_to_teams: bool = True) -> str:
+    """Register an agent; returns its token. ``open_to_teams``: anyone may team it up without an invite, which
+    tests of other features assume (the consent tests register agents without it)."""
+    consent = {"accept_teams_from": ["*"]} if open_to_teams else {}
+    response = httpx.post(f"{server.url}/register", json={"name": name, "desc": desc, "type": kind, **consent},
+                          timeout=10)
     response.raise_for_status()
     return response.json()["token"]
 

@@ -50,8 +50,11 @@ async def _team(server, wiki_delay=0.4, **planner_options):
     planner = IoAClient(server.url, "Planner", "plans", ScriptedPolicy(
         queries=["encyclopedia facts", "arithmetic"], turns=planner_turn), kind=AgentKind.HUMAN_ASSISTANT,
         **planner_options)
-    wiki = IoAClient(server.url, "Wiki", "encyclopedia facts lookup", ScriptedPolicy(), tool=_tool("Paris", wiki_delay))
-    calc = IoAClient(server.url, "Calc", "arithmetic calculator", ScriptedPolicy(), tool=_tool("4"))
+    # clients are closed by default: the workers pre-consent to the Planner's team-ups
+    wiki = IoAClient(server.url, "Wiki", "encyclopedia facts lookup", ScriptedPolicy(), tool=_tool("Paris", wiki_delay),
+                     accept_teams_from=["Planner"])
+    calc = IoAClient(server.url, "Calc", "arithmetic calculator", ScriptedPolicy(), tool=_tool("4"),
+                     accept_teams_from=["Planner"])
     for agent in (wiki, calc, planner):
         await agent.start()
     return planner, wiki, calc
@@ -86,7 +89,8 @@ def test_async_tasks_pause_until_every_trigger_fires_then_conclude(server):
 
 def test_a_sync_task_blocks_only_its_own_chat(server):
     async def main():
-        slow = IoAClient(server.url, "Worker", "does slow work", ScriptedPolicy(), tool=_tool("slow result", 1.5))
+        slow = IoAClient(server.url, "Worker", "does slow work", ScriptedPolicy(), tool=_tool("slow result", 1.5),
+                         accept_teams_from=["Boss", "Chatty"])
         boss = IoAClient(server.url, "Boss", "boss", ScriptedPolicy(turns=[
             TurnDecision("do the slow job", "sync_task_assign", ["Worker"]),
             TurnDecision("thanks", "conclude_group_discussion")]))
@@ -117,8 +121,10 @@ def test_nested_teams_respect_the_depth_limits(server_factory, depth, server_lim
         lead = IoAClient(server.url, "Lead", "leads a branch", ScriptedPolicy(team=["Helper"], want_subteam=True,
                          turns=[TurnDecision("Helper: dig", "sync_task_assign", ["Helper"]),
                                 TurnDecision("sub done", "conclude_group_discussion")]),
-                         kind=AgentKind.HUMAN_ASSISTANT, support_nested_teams=True, tool=_tool("did it alone"))
-        helper = IoAClient(server.url, "Helper", "helps", ScriptedPolicy(), tool=_tool("helper found it"))
+                         kind=AgentKind.HUMAN_ASSISTANT, support_nested_teams=True, tool=_tool("did it alone"),
+                         accept_teams_from=["Boss"])
+        helper = IoAClient(server.url, "Helper", "helps", ScriptedPolicy(), tool=_tool("helper found it"),
+                           accept_teams_from=["Lead"])
         boss = IoAClient(server.url, "Boss", "boss", ScriptedPolicy(turns=[
             TurnDecision("Lead: handle the branch", "sync_task_assign", ["Lead"]),
             TurnDecision("ok", "conclude_group_discussion")]))
@@ -143,7 +149,8 @@ def test_tool_failures_mark_the_task_failed_and_the_chat_still_concludes(server)
         def broken(task):
             raise RuntimeError("tool crashed")
 
-        worker = IoAClient(server.url, "Worker", "breaks", ScriptedPolicy(), tool=CallableAgent(broken))
+        worker = IoAClient(server.url, "Worker", "breaks", ScriptedPolicy(), tool=CallableAgent(broken),
+                           accept_teams_from=["Boss"])
         boss = IoAClient(server.url, "Boss", "boss", ScriptedPolicy(turns=[
             TurnDecision("try it", "async_task_assign", ["Worker"]),
             TurnDecision("wait", "pause"),
@@ -165,7 +172,7 @@ def test_the_hard_turn_limit_ends_an_endless_discussion(server):
         talk = ScriptedPolicy(turns=lambda view: TurnDecision("and another thing", "discussion",
                                                              [m.name for m in view.members if m.name != view.me]))
         a = IoAClient(server.url, "A", "talker", talk, hard_turn_limit=5)
-        b = IoAClient(server.url, "B", "talker", talk, hard_turn_limit=5)
+        b = IoAClient(server.url, "B", "talker", talk, hard_turn_limit=5, accept_teams_from=["A"])
         for agent in (a, b):
             await agent.start()
         comm, _ = await a.launch_goal("chat forever", team_members=["B"], timeout=20)

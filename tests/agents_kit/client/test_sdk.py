@@ -10,7 +10,7 @@ from tests.agents_kit.conftest import run
 async def _pair(server):
     got: dict[str, list[AgentMessage]] = {"A": [], "B": []}
     conns = {n: AgentConnection(server.url, AgentProfile(name=n), on_message=lambda i, m, n=n: got[n].append(m),
-                                reconnect_min_s=0.02, reconnect_max_s=0.2) for n in ("A", "B")}
+                                reconnect_min_s=0.02, reconnect_max_s=0.2, accept_teams_from=["A"]) for n in ("A", "B")}
     for conn in conns.values():
         await conn.start()
     comm = (await conns["A"].team_up(TeamUpRequest(agent_names=["B"]))).comm_id

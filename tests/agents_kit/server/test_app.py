@@ -179,8 +179,11 @@ def test_openapi_docs_and_live_page(server):
     assert httpx.get(f"{server.url}/docs").status_code == 200
     paths = httpx.get(f"{server.url}/openapi.json").json()["paths"]
     assert {"/register", "/retrieve_assistant", "/teamup", "/fetch_chat_record/{comm_id}"} <= set(paths)
-    page = httpx.get(f"{server.url}/").text
-    assert "/live?token=" in page and "/api/overview" in page
+    page = httpx.get(f"{server.url}/")
+    script = httpx.get(f"{server.url}/live.js").text
+    # a sign-in form; the token never goes into a URL (issue 22); scripts only from this origin
+    assert 'id="login"' in page.text and "/live.js" in page.text and "/api/overview" in script
+    assert "?token=" not in page.text + script and "script-src 'self'" in page.headers["content-security-policy"]
 
 
 def test_live_feed_pushes_only_visible_chats(server):
@@ -188,10 +191,15 @@ def test_live_feed_pushes_only_visible_chats(server):
     register(server, "C")
     comm_ab = _team(server, a, ["B"]).json()["comm_id"]
     comm_bc = _team(server, b, ["C"]).json()["comm_id"]
-    live = server.url.replace("http://", "ws://") + "/live?token="
+    live = server.url.replace("http://", "ws://") + "/live"
+
+    async def viewer(ws, token):  # the token goes in the first frame, not the URL (issue 22)
+        await ws.send(json.dumps({"op": "hello", "token": token}))
+        return json.loads(await asyncio.wait_for(ws.recv(), 5))
 
     async def main():
-        async with websockets.connect(live + a) as viewer_a, websockets.connect(live + server.admin_token) as admin:
+        async with websockets.connect(live) as viewer_a, websockets.connect(live) as admin:
+            assert (await viewer(viewer_a, a))["viewer"] == "A" and (await viewer(admin, server.admin_token))["op"]
             await asyncio.sleep(0.2)
             for comm, token, sender in ((comm_bc, b, "B"), (comm_ab, a, "A")):
                 httpx.post(f"{server.url}/send", headers=auth(token), json={
@@ -200,9 +208,9 @@ def test_live_feed_pushes_only_visible_chats(server):
             assert seen_a["message"]["comm_id"] == comm_ab  # the B–C message was not shown to A
             seen_admin = [json.loads(await asyncio.wait_for(admin.recv(), 5)) for _ in range(2)]
             assert {m["message"]["comm_id"] for m in seen_admin} == {comm_ab, comm_bc}
-        async with websockets.connect(live + "bad") as bad:
+        async with websockets.connect(live) as bad:
             with pytest.raises(websockets.ConnectionClosed):
-                await asyncio.wait_for(bad.recv(), 5)
+                await viewer(bad, "bad")
 
     run(main())
 

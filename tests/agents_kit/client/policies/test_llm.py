@@ -92,7 +92,8 @@ def test_llm_policy_runs_a_whole_conversation(server, fake_llm, reject_json_mode
         llm = OpenAICompatibleLLM(fake_llm, "fake-model", api_key="k", backoff_s=(0.01, 0.02))
         boss = IoAClient(server.url, "Boss", "coordinates", LLMPolicy(llm))
         calc = IoAClient(server.url, "Calc", "arithmetic calculator",
-                         LLMPolicy(OpenAICompatibleLLM(fake_llm, "fake-model", backoff_s=(0.01, 0.02))))
+                         LLMPolicy(OpenAICompatibleLLM(fake_llm, "fake-model", backoff_s=(0.01, 0.02))),
+                         accept_teams_from=["Boss"])
         for agent in (calc, boss):
             await agent.start()
         comm, conclusion = await boss.launch_goal("what is 2+2?", timeout=20)

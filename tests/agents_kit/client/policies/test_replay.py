@@ -15,8 +15,10 @@ from tests.agents_kit.conftest import run
 
 async def _conversation(server, planner_policy, worker_policy, calc_policy):
     planner = IoAClient(server.url, "Planner", "plans", planner_policy)
-    wiki = IoAClient(server.url, "Wiki", "encyclopedia facts", worker_policy, tool=CallableAgent(lambda t: time.sleep(0.4) or "Paris"))
-    calc = IoAClient(server.url, "Calc", "arithmetic", calc_policy, tool=CallableAgent(lambda t: "4"))
+    wiki = IoAClient(server.url, "Wiki", "encyclopedia facts", worker_policy, tool=CallableAgent(lambda t: time.sleep(0.4) or "Paris"),
+                     accept_teams_from=["Planner"])
+    calc = IoAClient(server.url, "Calc", "arithmetic", calc_policy, tool=CallableAgent(lambda t: "4"),
+                     accept_teams_from=["Planner"])
     for agent in (wiki, calc, planner):
         await agent.start()
     comm, conclusion = await planner.launch_goal("capital and sum", timeout=20)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import re
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
@@ -34,22 +33,13 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from agents_kit.protocol import AgentProfile
+from agents_kit.server.tokens import tokenize
 from shared.errors import ConfigError
 
 if TYPE_CHECKING:
     from agents_kit.server.store import Store
 
 log = logging.getLogger(__name__)
-
-_TOKEN = re.compile(r"[a-z0-9]+")
-_STOP = frozenset("a an and the of to for in on with by or is are be as at from that this it who can i my".split())
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-case alphanumeric tokens without stop words; CamelCase names are split (``WikiAgent`` → wiki agent)."""
-    text = re.sub(r"([a-z])([A-Z])", r"\1 \2", text)
-    return [t for t in _TOKEN.findall(text.lower()) if t not in _STOP]
-
 
 class SearchBackend(Protocol):
     """Ranks agent profiles for one query.

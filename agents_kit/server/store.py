@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from agents_kit.protocol import AgentMessage, AgentProfile, ChatInfo, ProtocolError
-from agents_kit.server.registry import tokenize
+from agents_kit.server.tokens import tokenize
 from shared.errors import DataError
 
 SCHEMA = """
@@ -499,7 +499,7 @@ class Store:
                            for c in self.comms()})
 
     # --- agent search index (SQLite FTS5; ranked by registry.FTS5Search) ---------------------------------
-    # A derived copy of ``agents``. Documents are registry.tokenize(name + desc) joined by spaces, so FTS5's
+    # A derived copy of ``agents``. Documents are tokens.tokenize(name + desc) joined by spaces, so FTS5's
     # unicode61 tokenizer sees exactly the Python BM25's tokens. ``agent_docs`` gives each name a stable
     # INTEGER PRIMARY KEY as FTS rowid (``agents``' implicit rowids may change under VACUUM), assigned in
     # registration order, which is the tie-break. ``register`` updates it inside its own transaction; in each

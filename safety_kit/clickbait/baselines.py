@@ -3,10 +3,14 @@
 The torch baselines share the debiased model's group projector and fused width (``FusedMLP``) and its training
 loop, so differences come from the objective alone. GroupDRO/IRM/V-REx need environments: pass them to
 ``fit(X, y, environments=...)`` (e.g. the benchmark's true training environments), or let the model infer them
-with within-class k-means on the standardised inputs (``n_environments``).
+with within-class k-means on the standardised inputs (``n_environments``). Model selection (``selection``) is
+the shared rule of :mod:`safety_kit.clickbait.training` (default: a fixed schedule); under early stopping no
+epoch before ``penalty_anneal_epochs`` (the full IRM/V-REx penalty) is selected.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import torch
@@ -29,18 +33,30 @@ def make_logistic_baseline(C: float = 1.0, random_state: int | None = 0) -> Pipe
     return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000, random_state=random_state))
 
 
+def make_tfidf_baseline(C: float = 1.0, random_state: int | None = 0) -> Pipeline:
+    """TF-IDF word 1–2-grams of the headline (full vocabulary, sublinear tf) + L2 logistic regression.
+
+    The simplest strong clickbait baseline (issue 21: a detector must match it in distribution); it takes raw
+    headline strings, not the fused feature matrix, and is blind to every other field.
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+                         LogisticRegression(C=C, max_iter=2000, random_state=random_state))
+
+
 class InvariantMLPClassifier(TorchBinaryClassifier):
     """MLP on the fused features trained with ``objective``: ``erm``, ``groupdro`` (robust over environments,
     exponentiated-gradient weights with step ``dro_eta``), ``irm`` (IRMv1) or ``vrex`` (risk variance); the
     penalty weight ``penalty_weight`` applies after ``penalty_anneal_epochs`` (before it, weight 1 as in the
     IRM/V-REx reference code)."""
 
-    def __init__(self, objective: str = "erm", feature_groups=None, group_dim: int = 64, fused_dim: int = 256,
+    def __init__(self, objective: str = "erm", feature_groups=None, group_dim: int = 256, fused_dim: int = 256,
                  hidden_dim: int = 128, dropout: float = 0.1, penalty_weight: float = 10.0,
                  penalty_anneal_epochs: int = 2, dro_eta: float = 0.01, n_environments: int = 4,
                  max_epochs: int = 30, batch_size: int = 128, learning_rate: float = 1e-3, weight_decay: float = 1e-4,
-                 early_stopping: bool = True, validation_fraction: float = 0.1, patience: int = 5,
-                 random_state=None):
+                 selection: str = "fixed", validation_fraction: float = 0.1, patience: int = 5,
+                 validation_environment=None, random_state=None):
         self.objective = objective
         self.feature_groups = feature_groups
         self.group_dim = group_dim
@@ -55,9 +71,10 @@ class InvariantMLPClassifier(TorchBinaryClassifier):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
-        self.early_stopping = early_stopping
+        self.selection = selection
         self.validation_fraction = validation_fraction
         self.patience = patience
+        self.validation_environment = validation_environment
         self.random_state = random_state
 
     def fit(self, X, y, environments=None):
@@ -66,11 +83,20 @@ class InvariantMLPClassifier(TorchBinaryClassifier):
             raise ConfigError(f"objective must be one of {list(OBJECTIVES)}, got {self.objective!r}")
         X, y01 = self._check_fit_data(X, y)
         self.groups_ = parse_groups(self.feature_groups, X.shape[1])
-        env = as_environment_array(environments, len(y01))
+        given = as_environment_array(environments, len(y01), self)
+        if self.objective == "erm" and given is not None and self.selection != "leave_one_environment_out":
+            warnings.warn("objective='erm' pools all environments: the environments passed to fit are not used",
+                          UserWarning, stacklevel=2)
+        env = given
         if self.objective != "erm" and env is None:
             env = within_class_kmeans(X, y01, self.n_environments, seed=self._seed() % 1000)
-        self._train(X, y01, env if self.objective != "erm" else None, desc=f"{self.objective} baseline")
+        self._train(X, y01, env if self.objective != "erm" else None, desc=f"{self.objective} baseline",
+                    selection_groups=given)
         return self
+
+    def _first_stoppable_epoch(self) -> int:
+        # IRM/V-REx run at weight 1 until the anneal ends: an earlier checkpoint is an ERM network in disguise
+        return self.penalty_anneal_epochs if self.objective in ("irm", "vrex") else 0
 
     def _build(self, n_features: int, environments) -> None:
         self.n_environments_ = 1 if environments is None else int(environments.max()) + 1
@@ -99,21 +125,22 @@ class InvariantMLPClassifier(TorchBinaryClassifier):
             terms = {k: v / weight for k, v in terms.items()}
         return terms
 
-    def _forward_logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.network_(x)[0]
+    def _forward_logits(self, x: torch.Tensor, net: torch.nn.Module) -> torch.Tensor:
+        return net(x)[0]
 
     def transform(self, X) -> np.ndarray:
-        """The fused representation h (n, fused_dim) the head reads (for probing what the model encodes)."""
-        Xs = torch.from_numpy(self._check_predict_data(X))
-        self.network_.eval()
+        """The fused representation h (n, fused_dim) the head reads (for probing what the model encodes), float64."""
+        Xs = torch.from_numpy(self._check_predict_data(X).astype(np.float64))
         with torch.no_grad():
-            return self.network_(Xs)[1].numpy()
+            return self._scoring_network()(Xs)[1].numpy()
 
 
 def make_baseline(name: str, **kwargs):
-    """``logreg`` | ``erm`` | ``groupdro`` | ``irm`` | ``vrex`` -> an unfitted estimator."""
-    if name == "logreg":
-        return make_logistic_baseline(**{k: v for k, v in kwargs.items() if k in ("C", "random_state")})
+    """``logreg`` | ``tfidf_logreg`` (takes headline strings) | ``erm`` | ``groupdro`` | ``irm`` | ``vrex`` -> an
+    unfitted estimator."""
+    if name in ("logreg", "tfidf_logreg"):
+        make = make_logistic_baseline if name == "logreg" else make_tfidf_baseline
+        return make(**{k: v for k, v in kwargs.items() if k in ("C", "random_state")})
     if name not in OBJECTIVES:
-        raise ConfigError(f"unknown baseline {name!r}; choose from {['logreg', *OBJECTIVES]}")
+        raise ConfigError(f"unknown baseline {name!r}; choose from {['logreg', 'tfidf_logreg', *OBJECTIVES]}")
     return InvariantMLPClassifier(objective=name, **kwargs)

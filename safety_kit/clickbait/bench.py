@@ -6,6 +6,15 @@ k-means on their text embeddings; each training scenario attaches irrelevant non
 + calm description) with its own label-dependent rate (0.1/0.9, 0.2/0.8, 0.3/0.7 for bait/non-bait), so the
 disguise predicts "non-bait" in training. Test-ID keeps 0.2/0.8, test-OOD flips it (0.9/0.1: bait dressed up as
 news), test-clean makes it independent of the label (0.5/0.5). Every model sees the same features.
+
+Model selection is one rule for every arm (``selection``, default the fixed schedule: the last of
+``max_epochs``; see :mod:`safety_kit.clickbait.training` for why not an in-distribution validation split).
+
+Controls (CLAIMS.md), on :func:`safety_kit.clickbait.synthetic.planted_shortcut` features: the positive control
+plants a "disguise" shortcut that agrees with the label in training and flips OOD while the causal signal is
+spread over the headline and image groups (a text-only LR is measured against the causal ceiling, an LR on
+headline + image); the negative control draws the disguise independently of the label. Both run every torch
+arm under the same rule, over ``control_seeds`` seeds and ``control_test`` test rows per split.
 """
 
 from __future__ import annotations
@@ -22,7 +31,10 @@ from shared.benchmarks import Benchmark, partial_rows
 from shared.parallel import run_jobs
 from shared.results import BenchmarkResult, Figure
 
-ARMS_MAIN = ("text_only_logreg", "logreg", "erm", "groupdro", "irm", "vrex", "debiased", "debiased_given_env")
+ARMS_MAIN = ("tfidf_logreg", "text_only_logreg", "logreg", "erm", "groupdro", "irm", "vrex", "debiased",
+             "debiased_given_env")
+ARMS_CONTROL = ("text_only_logreg", "causal_logreg", "erm", "groupdro", "irm", "vrex", "debiased", "debiased_eiil")
+CONTROL_DATASETS = {"control_shortcut": True, "control_no_shortcut": False}  # name -> shortcut planted
 ARMS_ABLATION = ("debiased_no_noise", "debiased_no_inv", "debiased_no_orth", "debiased_invariant_only",
                  "debiased_all_factors", "debiased_eiil")
 ABLATION_SETTINGS = {
@@ -37,7 +49,11 @@ ABLATION_SETTINGS = {
 
 @dataclasses.dataclass
 class ClickbaitBenchConfig:
-    """One profile's budget (every field is recorded in the results JSON)."""
+    """One profile's budget (every field is recorded in the results JSON).
+
+    Widths default to the brief's §3 values (group_dim 256, fused 256, latent 64); only the ``quick`` CPU smoke
+    profile shrinks them (32/64/16) to run in seconds.
+    """
 
     synthetic_posts: int = 2000
     real_posts: int = 3000  # balanced subsample of the 32k Chakraborty headlines (0 = skip the real corpus)
@@ -48,23 +64,30 @@ class ClickbaitBenchConfig:
     arms: tuple[str, ...] = ARMS_MAIN
     max_epochs: int = 15
     batch_size: int = 128
-    group_dim: int = 32
-    fused_dim: int = 128
-    latent_dim: int = 32
+    group_dim: int = 256
+    fused_dim: int = 256
+    latent_dim: int = 64
     hidden_dim: int = 128
+    selection: str = "fixed"  # the one model-selection rule of every arm (training.SELECTION_RULES)
+    tfidf_max_features: int = 5000  # width of the headline TF-IDF group (0 = embeddings + cues only)
     lambda_inv: float = 100.0
     invariance_target: str = "both"  # [recon] V-REx on the invariant head and the classifier
     baseline_penalty: float = 10.0
     patience: int = 5
+    control_arms: tuple[str, ...] = ARMS_CONTROL
+    control_seeds: int = 8  # paired seeds of each control (power to see a 3-point OOD gain is in the results)
+    control_train: int = 2000
+    control_test: int = 4000  # rows per test split: the F1 sampling s.d. is ≈ 0.006 at this size
 
 
 PROFILES = {
     "quick": ClickbaitBenchConfig(synthetic_posts=800, real_posts=0, description_pool=150, text_model="lexical",
-                                  arms=("logreg", "erm", "vrex", "debiased"), max_epochs=6),
+                                  arms=("logreg", "erm", "vrex", "debiased"), max_epochs=6, group_dim=32,
+                                  fused_dim=64, latent_dim=16, tfidf_max_features=1000, control_seeds=0),
     # default leaves out debiased_given_env (on these data the inferred scenarios match the given ones; see full)
     "default": ClickbaitBenchConfig(arms=tuple(a for a in ARMS_MAIN if a != "debiased_given_env")),
     "full": ClickbaitBenchConfig(synthetic_posts=3000, real_posts=4000, description_pool=600,
-                                 arms=ARMS_MAIN + ARMS_ABLATION),
+                                 arms=ARMS_MAIN + ARMS_ABLATION, control_seeds=10),
 }
 
 
@@ -141,12 +164,19 @@ def _probe(Z: np.ndarray, target: np.ndarray, seed: int) -> float:
 
 
 def _make_model(arm: str, cfg: ClickbaitBenchConfig, groups, seed: int):
-    from safety_kit.clickbait.baselines import InvariantMLPClassifier, make_logistic_baseline
+    from safety_kit.clickbait.baselines import (
+        InvariantMLPClassifier,
+        make_logistic_baseline,
+        make_tfidf_baseline,
+    )
     from safety_kit.clickbait.model import DebiasedClickbaitClassifier
 
     sizes = dict(feature_groups=groups, group_dim=cfg.group_dim, fused_dim=cfg.fused_dim, hidden_dim=cfg.hidden_dim,
-                 max_epochs=cfg.max_epochs, batch_size=cfg.batch_size, patience=cfg.patience, random_state=seed)
-    if arm in ("logreg", "text_only_logreg"):
+                 max_epochs=cfg.max_epochs, batch_size=cfg.batch_size, patience=cfg.patience,
+                 selection=cfg.selection, random_state=seed)
+    if arm == "tfidf_logreg":
+        return make_tfidf_baseline(random_state=seed)
+    if arm in ("logreg", "text_only_logreg", "causal_logreg"):
         return make_logistic_baseline(random_state=seed)
     if arm in ("erm", "groupdro", "irm", "vrex"):
         return InvariantMLPClassifier(objective=arm, penalty_weight=cfg.baseline_penalty,
@@ -158,6 +188,49 @@ def _make_model(arm: str, cfg: ClickbaitBenchConfig, groups, seed: int):
         settings["environment_strategy"] = "given"
     settings.update(ABLATION_SETTINGS.get(arm, {}))
     return DebiasedClickbaitClassifier(**sizes, **settings)
+
+
+def _fit(model, arm: str, X: np.ndarray, y: np.ndarray, env: np.ndarray, cfg: ClickbaitBenchConfig) -> None:
+    """Fit one arm: GroupDRO/IRM/V-REx/debiased_given_env train on the true scenarios; every torch arm gets them
+    for selection too when the rule is leave-one-environment-out (the same rule for every arm)."""
+    trains_on_env = arm in ("groupdro", "irm", "vrex", "debiased_given_env")
+    torch_arm = hasattr(model, "selection")
+    if trains_on_env or (torch_arm and cfg.selection == "leave_one_environment_out"):
+        model.fit(X, y, environments=env)
+    else:
+        model.fit(X, y)
+
+
+def run_control(name: str, cfg: ClickbaitBenchConfig, seed: int) -> list[dict]:
+    """Every control arm on one seed of a planted-shortcut control (``CONTROL_DATASETS[name]``: shortcut or not)."""
+    from safety_kit.clickbait.synthetic import planted_shortcut
+
+    data = planted_shortcut(cfg.control_train, cfg.control_test, shortcut=CONTROL_DATASETS[name], seed=1000 + seed)
+    columns = {"text_only_logreg": data.columns("headline"), "causal_logreg": data.columns("headline", "image")}
+    rows = []
+    for arm in cfg.control_arms:
+        model = _make_model(arm, cfg, data.feature_groups, seed)
+        cols = columns.get(arm, slice(None))
+        start = time.perf_counter()
+        _fit(model, arm, data.X_train[:, cols], data.y_train, data.env_train, cfg)
+        row = {"dataset": name, "arm": arm, "seed": seed, "fit_s": time.perf_counter() - start}
+        for split, (X, y) in data.tests.items():
+            row.update(_metrics(y, model.predict_proba(X[:, cols])[:, 1], split))
+        if hasattr(model, "selected_epoch_"):
+            row["selected_epoch"] = int(model.selected_epoch_)
+        rows.append(row)
+    return rows
+
+
+def _control_job(job: tuple) -> tuple[list[dict], dict]:
+    """One (control, seed) in a worker process."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    name, cfg, seed = job
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        return run_control(name, cfg, seed), {}
 
 
 def run_dataset(data: HeadlineSet, cfg: ClickbaitBenchConfig, seed: int, store, log: dict) -> list[dict]:
@@ -187,25 +260,26 @@ def run_dataset(data: HeadlineSet, cfg: ClickbaitBenchConfig, seed: int, store, 
     for name, r in (("id", TEST_ID), ("ood", TEST_OOD), ("clean", TEST_CLEAN)):
         flags = draw_disguise(y_te, r, None, rng)
         tests[name] = (disguise(pick(test), y_te, flags, rng, data.news_pool, data.bait_pool), flags)
-    featurizer = PostFeaturizer(text_model=cfg.text_model)
+    featurizer = PostFeaturizer(text_model=cfg.text_model, tfidf_max_features=cfg.tfidf_max_features)
     X_tr = featurizer.fit_transform(posts_tr)
     X_te = {name: featurizer.transform(p) for name, (p, _) in tests.items()}
     groups = featurizer.group_slices()
-    text_cols = np.concatenate([np.arange(a, b) for g, a, b in groups if g in ("headline", "linguistic")])
+    text_cols = np.concatenate([np.arange(a, b) for g, a, b in groups
+                                if g in ("headline", "headline_tfidf", "linguistic")])
     log.setdefault("disguise_rate_train", {})[data.name] = {
         "bait": float(flags_tr[y_tr == 1].mean()), "non_bait": float(flags_tr[y_tr == 0].mean())}
     for arm in todo:
         model = _make_model(arm, cfg, groups, seed)
         cols = text_cols if arm == "text_only_logreg" else slice(None)
         start = time.perf_counter()
-        if arm in ("groupdro", "irm", "vrex", "debiased_given_env"):
-            model.fit(X_tr[:, cols], y_tr, environments=env_tr)
+        if arm == "tfidf_logreg":  # the simplest strong baseline: TF-IDF n-grams of the headline + LR
+            model.fit(posts_tr.texts, y_tr)
         else:
-            model.fit(X_tr[:, cols], y_tr)
+            _fit(model, arm, X_tr[:, cols], y_tr, env_tr, cfg)
         row = {"dataset": data.name, "arm": arm, "seed": seed, "fit_s": time.perf_counter() - start}
         for name, X in X_te.items():
             start = time.perf_counter()
-            score = model.predict_proba(X[:, cols])[:, 1]
+            score = model.predict_proba(tests[name][0].texts if arm == "tfidf_logreg" else X[:, cols])[:, 1]
             if name == "ood":
                 row["predict_posts_per_s"] = len(X) / max(time.perf_counter() - start, 1e-9)
             row.update(_metrics(y_te, score, name))
@@ -323,6 +397,19 @@ def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
         for data in datasets:
             for seed in seeds:
                 rows += run_dataset(data, cfg, seed, store, log)  # all stored now: reads them back in order
+    control_seeds = list(range(cfg.control_seeds))
+    todo = [(name, cfg, seed) for name in CONTROL_DATASETS for seed in control_seeds
+            if any(store.get(dataset=name, arm=arm, seed=seed) is None for arm in cfg.control_arms)]
+    for (name, _cfg, seed), (new_rows, _log) in run_jobs(_control_job, todo, desc="clickbait controls"):
+        for row in new_rows:
+            store.add(row, dataset=name, arm=row["arm"], seed=seed)
+    for name in CONTROL_DATASETS:
+        for seed in control_seeds:
+            rows += [store.get(dataset=name, arm=arm, seed=seed) for arm in cfg.control_arms]
+    if control_seeds:
+        names.append(f"planted-shortcut controls (generated features, safety_kit.clickbait.synthetic.planted_shortcut): "
+                     f"{cfg.control_train} training rows, {cfg.control_test} rows per test split, "
+                     f"{len(control_seeds)} seeds")
     figures, paired, sentences = [], {}, []
     metrics = ["id_f1", "ood_f1", "clean_f1", "id_acc", "ood_acc", "ood_worst_scenario_acc"]
     for data in datasets:
@@ -356,6 +443,15 @@ def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
                "test-ID 0.2/0.8, test-OOD 0.9/0.1, test-clean 0.5/0.5.",
                "GroupDRO/IRM/V-REx and debiased_given_env receive the true training scenarios; 'debiased' infers them "
                "(within-class k-means on the headline embeddings).",
+               f"Model selection, the same for every torch arm: selection={cfg.selection!r} (fixed = the last of "
+               f"max_epochs={cfg.max_epochs}; no in-distribution validation split, which would reward the disguise).",
+               f"Widths: group_dim={cfg.group_dim}, fused_dim={cfg.fused_dim}, latent_dim={cfg.latent_dim} (the brief's "
+               "256/256/64 except in the quick CPU smoke profile). The fused features include a headline TF-IDF "
+               f"1–2-gram group ({cfg.tfidf_max_features} n-grams); tfidf_logreg is TF-IDF (full vocabulary) + LR on "
+               "the raw headline.",
+               "Controls: planted_shortcut features (headline + image carry the causal signal, a disguise group the "
+               "shortcut); causal_logreg = LR on headline + image is the ceiling; the rules are in "
+               "safety_kit/clickbait/claims.py.",
                "label_probe_noise: 2-fold logistic probe accuracy of y from z_n on test-clean (0.5 = label-free); "
                "disguise_probe_predictive: probe accuracy of the disguise flag from the representation the "
                "classifier reads (0.5 = the disguise is not encoded)."],

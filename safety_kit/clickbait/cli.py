@@ -27,12 +27,14 @@ class TrainConfig:
 
     model: str = "debiased"  # debiased | logreg | erm | groupdro | irm | vrex
     text_model: str = "minilm"  # minilm | lexical | path to a sentence-transformers folder
+    tfidf_max_features: int = 5000  # headline TF-IDF n-gram group beside the embeddings (0 = none)
     use_images: bool = True
     on_missing_image: str = "zeros"
     environment_field: str = ""  # "group" -> use the loader's group metadata as given environments
     max_epochs: int = 30
+    selection: str = "fixed"  # fixed | training_domain | leave_one_environment_out (training.SELECTION_RULES)
     n_environments: int = 4
-    environment_strategy: str = "kmeans"
+    environment_strategy: str = "auto"  # auto: the data's environments when environment_field is set, else kmeans
     lambda_inv: float = 1.0
     lambda_noise: float = 0.1
     lambda_orth: float = 0.1
@@ -93,18 +95,18 @@ def build_pipeline(cfg: TrainConfig, seed: int):
     from safety_kit.clickbait.featurize import PostFeaturizer
     from safety_kit.clickbait.model import DebiasedClickbaitClassifier
 
-    featurizer = PostFeaturizer(text_model=cfg.text_model, image="stats" if cfg.use_images else None,
-                                on_missing_image=cfg.on_missing_image)
+    featurizer = PostFeaturizer(text_model=cfg.text_model, tfidf_max_features=cfg.tfidf_max_features,
+                                image="stats" if cfg.use_images else None, on_missing_image=cfg.on_missing_image)
     if cfg.model == "debiased":
         model = DebiasedClickbaitClassifier(
-            max_epochs=cfg.max_epochs, n_environments=cfg.n_environments,
+            max_epochs=cfg.max_epochs, selection=cfg.selection, n_environments=cfg.n_environments,
             environment_strategy=cfg.environment_strategy, lambda_inv=cfg.lambda_inv, lambda_noise=cfg.lambda_noise,
             lambda_orth=cfg.lambda_orth, lambda_env=cfg.lambda_env, beta_kl=cfg.beta_kl, random_state=seed)
     elif cfg.model == "logreg":
         model = make_baseline("logreg", random_state=seed)
     else:
-        model = make_baseline(cfg.model, max_epochs=cfg.max_epochs, n_environments=cfg.n_environments,
-                              random_state=seed)
+        model = make_baseline(cfg.model, max_epochs=cfg.max_epochs, selection=cfg.selection,
+                              n_environments=cfg.n_environments, random_state=seed)
     return featurizer, model
 
 

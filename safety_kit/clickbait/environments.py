@@ -1,6 +1,8 @@
 """Environment (scenario) inference when corpora carry no environment labels (brief §2.3).
 
 Strategies (the estimator's ``environment_strategy``):
+- ``"auto"`` — ``"given"`` when ``fit`` receives environments, else ``"kmeans"`` (so environments passed to
+  ``fit`` are never silently replaced by inferred ones);
 - ``"kmeans"`` — option A: k-means on a representation, refreshed every epoch;
 - ``"kmeans_within_class"`` — [recon] k-means run separately inside each class, clusters paired across classes
   by centroid similarity, so every environment holds both classes (plain k-means on source-biased corpora such
@@ -21,7 +23,7 @@ import torch.nn.functional as F
 
 from shared.errors import ConfigError
 
-STRATEGIES = ("kmeans", "kmeans_within_class", "learned", "given", "eiil")
+STRATEGIES = ("auto", "kmeans", "kmeans_within_class", "learned", "given", "eiil")
 
 
 def one_hot(labels: np.ndarray, n_environments: int) -> np.ndarray:
@@ -106,7 +108,9 @@ def eiil_environments(logits: np.ndarray, y: np.ndarray, n_steps: int = 300, lr:
         q = torch.sigmoid(q_logit)
         penalty = 0.0
         for w in (q, 1.0 - q):
-            risk = (w * losses).sum() / w.sum().clamp_min(1e-6)
+            # EIIL's reference code averages over ALL rows ((w·ℓ).mean()), not over the environment's mass: dividing
+            # by Σw lets a handful of misclassified rows form a tiny environment with a huge gradient (collapse)
+            risk = (w * losses).mean()
             (grad,) = torch.autograd.grad(risk, scale, create_graph=True)
             penalty = penalty + grad.pow(2)
         opt.zero_grad()

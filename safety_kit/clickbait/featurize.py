@@ -1,6 +1,7 @@
 """Posts -> one fused feature matrix with named column groups (brief §2.1's feature groups).
 
-Groups: ``headline`` (text embedding), ``description`` (same encoder), ``linguistic`` (hand-crafted cues of the
+Groups: ``headline`` (text embedding), ``headline_tfidf`` (TF-IDF word 1–2-grams of the headline: the exact
+wording the embedding blurs, so the detector sees what TF-IDF + LR sees), ``description`` (same encoder), ``linguistic`` (hand-crafted cues of the
 headline and headline–description disparities), ``image`` (colour/texture statistics or a plugged encoder),
 ``cross_modal`` (headline–description cosine and a learned headline–image agreement). The classifier projects
 each group separately (``Linear → LayerNorm → GELU``) before fusing them.
@@ -16,7 +17,7 @@ from safety_kit.clickbait.data import Posts
 from safety_kit.features.cross_modal import CrossModalAgreement
 from safety_kit.features.image import ImageFeatures
 from safety_kit.features.linguistic import LinguisticFeatures
-from safety_kit.features.text import make_text_embedder
+from safety_kit.features.text import TfidfNgramFeatures, make_text_embedder
 from shared.errors import DataError
 
 
@@ -38,13 +39,17 @@ class PostFeaturizer(TransformerMixin, BaseEstimator):
     """Posts -> (n, d) float32 features; ``feature_groups_`` maps each group name to its (start, stop) columns.
 
     ``text_model``: ``"minilm"`` (bundled all-MiniLM-L6-v2), a sentence-transformers folder, or ``"lexical"``.
+    ``tfidf_max_features``: width of the ``headline_tfidf`` group (0 = no TF-IDF group); TF-IDF covers the
+    headline only — descriptions are the channel a disguise rides on, and their embedding is already a group.
     ``image``: ``"stats"``, a callable encoder, or ``None`` (no image group). Groups whose field is absent from
-    the fitting posts are dropped, so a headline-only corpus gives headline + linguistic features.
+    the fitting posts are dropped, so a headline-only corpus gives headline (+ TF-IDF) + linguistic features.
     """
 
-    def __init__(self, text_model: str = "minilm", use_description: bool = True, use_linguistic: bool = True,
-                 image="stats", use_cross_modal: bool = True, on_missing_image: str = "zeros", image_size: int = 32):
+    def __init__(self, text_model: str = "minilm", tfidf_max_features: int = 5000, use_description: bool = True,
+                 use_linguistic: bool = True, image="stats", use_cross_modal: bool = True,
+                 on_missing_image: str = "zeros", image_size: int = 32):
         self.text_model = text_model
+        self.tfidf_max_features = tfidf_max_features
         self.use_description = use_description
         self.use_linguistic = use_linguistic
         self.image = image
@@ -68,6 +73,8 @@ class PostFeaturizer(TransformerMixin, BaseEstimator):
         self.has_description_ = bool(self.use_description and posts.descriptions is not None
                                      and any(d.strip() for d in posts.descriptions))
         self.has_image_ = bool(self.image is not None and posts.images is not None)
+        self.tfidf_ = (TfidfNgramFeatures(max_features=self.tfidf_max_features).fit(posts.texts)
+                       if self.tfidf_max_features else None)
         self.linguistic_ = LinguisticFeatures().fit(posts.texts) if self.use_linguistic else None
         self.image_ = (ImageFeatures(encoder=self.image, size=self.image_size, on_missing=self.on_missing_image)
                        .fit(posts.images) if self.has_image_ else None)
@@ -76,6 +83,8 @@ class PostFeaturizer(TransformerMixin, BaseEstimator):
 
     def _blocks(self, posts: Posts, fitting: bool) -> dict[str, np.ndarray]:
         blocks: dict[str, np.ndarray] = {"headline": self.text_.transform(posts.texts)}
+        if self.tfidf_ is not None:
+            blocks["headline_tfidf"] = self.tfidf_.transform(posts.texts)
         descs = posts.descriptions if posts.descriptions is not None else [""] * len(posts)
         if self.has_description_:
             emb = self.text_.transform([d if d.strip() else " " for d in descs])

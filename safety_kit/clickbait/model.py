@@ -9,6 +9,8 @@ factor z_n (label-free by an adversary behind gradient reversal, or by HSIC). Th
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -46,20 +48,27 @@ class DebiasedClickbaitClassifier(TorchBinaryClassifier):
     invariant head — a reconstruction outside the brief's total loss: without it V-REx is met by a constant
     head), ``lambda_grl`` (gradient-reversal strength of the noise adversary, brief's λ_grl), ``lambda_inv`` (V-REx or IRMv1 across environments), ``lambda_env`` (z_c predicts the
     environment), ``lambda_noise`` (z_n is label-free: GRL adversary or HSIC), ``lambda_orth`` (cross-correlation
-    between factors). Environment strategies: ``kmeans``, ``kmeans_within_class``, ``learned``, ``given``, ``eiil``.
+    between factors). Environment strategies: ``auto`` (default: the environments given to ``fit`` when there
+    are some, else ``kmeans``), ``kmeans``, ``kmeans_within_class``, ``learned``, ``given``, ``eiil``; the one
+    used is ``environment_strategy_``.
+
+    Model selection (``selection``): ``fixed`` (default; the last of ``max_epochs``), ``training_domain`` or
+    ``leave_one_environment_out`` — see :mod:`safety_kit.clickbait.training`. Under early stopping no epoch of
+    the warm-up (before the invariance and noise terms apply) is ever selected. Widths default to the brief's
+    §3 values (group_dim = fused_dim = 256, latent_dim = 64).
     """
 
-    def __init__(self, feature_groups=None, group_dim: int = 64, fused_dim: int = 256, latent_dim: int = 64,
+    def __init__(self, feature_groups=None, group_dim: int = 256, fused_dim: int = 256, latent_dim: int = 64,
                  hidden_dim: int = 128, dropout: float = 0.1, n_environments: int = 4,
-                 environment_strategy: str = "kmeans", environment_features: str = "fused",
+                 environment_strategy: str = "auto", environment_features: str = "fused",
                  env_temperature: float = 1.0, lambda_balance: float = 1.0, beta_kl: float = 1e-3,
                  lambda_rec: float = 1.0, reconstruct: str = "input", lambda_aux: float = 1.0, lambda_grl: float = 1.0,
                  lambda_inv: float = 1.0, invariance_penalty: str = "vrex",
                  invariance_target: str = "invariant_head", lambda_env: float = 0.1, lambda_noise: float = 0.1,
                  noise_penalty: str = "grl", lambda_orth: float = 0.1, predict_from: str = "invariant+causal",
                  warmup_epochs: int = 2, max_epochs: int = 30, batch_size: int = 128, learning_rate: float = 1e-3,
-                 weight_decay: float = 1e-4, early_stopping: bool = True, validation_fraction: float = 0.1,
-                 patience: int = 5, random_state=None):
+                 weight_decay: float = 1e-4, selection: str = "fixed", validation_fraction: float = 0.1,
+                 patience: int = 5, validation_environment=None, random_state=None):
         self.feature_groups = feature_groups
         self.group_dim = group_dim
         self.fused_dim = fused_dim
@@ -89,9 +98,10 @@ class DebiasedClickbaitClassifier(TorchBinaryClassifier):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
-        self.early_stopping = early_stopping
+        self.selection = selection
         self.validation_fraction = validation_fraction
         self.patience = patience
+        self.validation_environment = validation_environment
         self.random_state = random_state
 
     # ---- configuration ----------------------------------------------------------------------------------
@@ -109,22 +119,29 @@ class DebiasedClickbaitClassifier(TorchBinaryClassifier):
                 raise ConfigError(f"{name} must be ≥ 0 (0 switches the term off), got {getattr(self, name)}")
 
     def fit(self, X, y, environments=None):
-        """Train on features X (n, d) and binary labels y; ``environments`` (n,) only for strategy 'given'."""
+        """Train on features X (n, d) and binary labels y; ``environments`` (n,): scenario ids (publisher,
+        month, ...) used by strategies 'given'/'auto' and by leave-one-environment-out selection."""
         self._check_params()
         X, y01 = self._check_fit_data(X, y)
         self.groups_ = parse_groups(self.feature_groups, X.shape[1])
-        env = as_environment_array(environments, len(y01))
-        if self.environment_strategy == "given" and env is None:
+        env = as_environment_array(environments, len(y01), self)
+        strategy = self.environment_strategy
+        if strategy == "auto":
+            strategy = "given" if env is not None else "kmeans"
+        if strategy == "given" and env is None:
             raise ConfigError("environment_strategy='given' needs fit(X, y, environments=...) (e.g. publisher ids)")
-        if self.environment_strategy != "given":
-            env = None
-        self._train(X, y01, env, desc="debiased clickbait")
+        if env is not None and strategy != "given" and self.selection != "leave_one_environment_out":
+            warnings.warn(f"environment_strategy={strategy!r} infers its own environments: the environments passed "
+                          "to fit are not used; set environment_strategy='given' (or 'auto') to train with them",
+                          UserWarning, stacklevel=2)
+        self.environment_strategy_ = strategy
+        self._train(X, y01, env if strategy == "given" else None, desc="debiased clickbait", selection_groups=env)
         return self
 
     def _n_env(self, environments) -> int:
-        if self.environment_strategy == "given":
+        if self.environment_strategy_ == "given":
             return int(environments.max()) + 1
-        if self.environment_strategy == "eiil":
+        if self.environment_strategy_ == "eiil":
             return 2
         return int(self.n_environments)
 
@@ -155,7 +172,7 @@ class DebiasedClickbaitClassifier(TorchBinaryClassifier):
 
     def _epoch_environments(self, epoch, X, y, env, seed):
         """One-hot environment weights (n_train, E) for this epoch, or None during warm-up / for 'learned'."""
-        strategy = self.environment_strategy
+        strategy = self.environment_strategy_
         if epoch < self.warmup_epochs or strategy == "learned":
             return None
         if strategy == "given":
@@ -197,7 +214,7 @@ class DebiasedClickbaitClassifier(TorchBinaryClassifier):
         if self.lambda_rec > 0:
             target = x if self.reconstruct == "input" else out["h"]
             terms["rec"] = self.lambda_rec * (out["recon"] - target).pow(2).mean()
-        if self.environment_strategy == "learned" and not warm:
+        if self.environment_strategy_ == "learned" and not warm:
             env_w = F.softmax(net.environment_assigner(out["z_c"]) / self.env_temperature, dim=1)  # (B, E)
             if self.lambda_balance > 0:
                 terms["balance"] = self.lambda_balance * L.balance_penalty(env_w)
@@ -223,7 +240,7 @@ class DebiasedClickbaitClassifier(TorchBinaryClassifier):
                     penalty = penalty + L.irm_penalty(out[key], y, env_w)
             terms["inv"] = self.lambda_inv * penalty
         if self.lambda_env > 0 and env_w is not None:
-            target = env_w.detach() if self.environment_strategy != "learned" else env_w
+            target = env_w.detach() if self.environment_strategy_ != "learned" else env_w
             terms["env"] = self.lambda_env * L.soft_cross_entropy(net.environment_probe(out["z_c"]), target)
         if self.lambda_noise > 0:
             if self.noise_penalty == "grl":
@@ -257,15 +274,16 @@ class DebiasedClickbaitClassifier(TorchBinaryClassifier):
         return terms
 
     # ---- outputs ----------------------------------------------------------------------------------------
-    def _forward_logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.network_(x, sample=False)["logit"]
+    def _forward_logits(self, x: torch.Tensor, net: torch.nn.Module) -> torch.Tensor:
+        return net(x, sample=False)["logit"]
 
     def factors(self, X) -> dict[str, np.ndarray]:
-        """Posterior means ``{"invariant": μ_inv, "causal": μ_c, "noise": μ_n}``, each (n, latent_dim)."""
-        Xs = torch.from_numpy(self._check_predict_data(X))
-        self.network_.eval()
+        """Posterior means ``{"invariant": μ_inv, "causal": μ_c, "noise": μ_n}``, each (n, latent_dim), float64
+        (computed by the float64 copy of the network, so a row's factors do not depend on the batch)."""
+        Xs = torch.from_numpy(self._check_predict_data(X).astype(np.float64))
+        net = self._scoring_network()
         with torch.no_grad():
-            out = self.network_(Xs, sample=False)
+            out = net(Xs, sample=False)
         return {"invariant": out["mu_inv"].numpy(), "causal": out["mu_c"].numpy(), "noise": out["mu_n"].numpy()}
 
     def transform(self, X) -> np.ndarray:
@@ -275,8 +293,8 @@ class DebiasedClickbaitClassifier(TorchBinaryClassifier):
 
     def infer_environments(self, X) -> np.ndarray:
         """Environment ids of new rows under the learned assigner (strategy 'learned') or the causal probe."""
-        f = torch.from_numpy(self.factors(X)["causal"])
+        f = torch.from_numpy(self.factors(X)["causal"].astype(np.float32))
         with torch.no_grad():
-            head = (self.network_.environment_assigner if self.environment_strategy == "learned"
+            head = (self.network_.environment_assigner if self.environment_strategy_ == "learned"
                     else self.network_.environment_probe)
             return head(f).argmax(dim=1).numpy()

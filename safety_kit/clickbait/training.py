@@ -1,10 +1,28 @@
 """The scikit-learn side shared by the debiased model and the torch baselines: input checks, standardisation,
-validation split, mini-batch loop with early stopping on validation F1, divergence checks, predict/proba."""
+the model-selection rule, mini-batch loop, divergence checks, batch-invariant predict/proba.
+
+Model selection (``selection``, the same rule for every arm) follows the domain-generalisation literature
+(Gulrajani & Lopez-Paz, "In Search of Lost Domain Generalization", DomainBed):
+
+* ``"fixed"`` (default) — a fixed schedule: train ``max_epochs`` and keep the last network. It needs no
+  validation split and no environment labels, so it can neither reward the shortcut a debiasing method exists
+  to drop (an in-distribution split does: the disguise predicts the label there) nor pick a network from
+  before the invariance penalty is switched on;
+* ``"training_domain"`` — early stopping on validation F1 of a stratified ``validation_fraction`` of the
+  training rows (all environments pooled): DomainBed's training-domain validation;
+* ``"leave_one_environment_out"`` — the rows of one environment (``validation_environment``; default: the
+  last in sorted order) are held out of training and early stopping uses their F1; needs
+  ``fit(..., environments=...)``.
+
+Under both early-stopping rules no checkpoint from before the method's loss term applies (the debiased
+model's warm-up, the IRM/V-REx anneal) is ever selected.
+"""
 
 from __future__ import annotations
 
 import copy
 import math
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -16,6 +34,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from shared.errors import ConfigError, TrainingDivergedError
 from shared.progress import progress
+
+SELECTION_RULES = ("fixed", "training_domain", "leave_one_environment_out")
 
 
 def parse_groups(feature_groups, n_features: int) -> list[tuple[str, int, int]]:
@@ -70,11 +90,44 @@ class TorchBinaryClassifier(ClassifierMixin, BaseEstimator):
     def _standardise(self, X: np.ndarray) -> np.ndarray:
         return ((X - self.mean_) / self.scale_).astype(np.float32)
 
-    def _split(self, y: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+    def _check_selection(self, selection_groups: np.ndarray | None) -> None:
+        if self.selection not in SELECTION_RULES:
+            raise ConfigError(f"selection must be one of {list(SELECTION_RULES)}, got {self.selection!r}")
+        if self.selection == "leave_one_environment_out":
+            if selection_groups is None:
+                raise ConfigError("selection='leave_one_environment_out' holds one environment out for validation: "
+                                  "pass fit(X, y, environments=...)")
+            if len(np.unique(selection_groups)) < 3:
+                raise ConfigError("selection='leave_one_environment_out' needs ≥ 3 environments (one is held out, "
+                                  "≥ 2 remain to train on)")
+
+    def _split(self, y: np.ndarray, rng: np.random.Generator,
+               groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """(training rows, validation rows or None) under the selection rule."""
         n = len(y)
         idx = rng.permutation(n)
-        n_val = int(round(self.validation_fraction * n)) if self.early_stopping else 0
+        if self.selection == "fixed":
+            return idx, None
+        if self.selection == "leave_one_environment_out":
+            values = list(getattr(self, "environment_values_", np.unique(groups)))
+            if self.validation_environment is None:
+                held = len(values) - 1
+            elif self.validation_environment in values:  # the value as passed to fit, e.g. "2017-Mar"
+                held = values.index(self.validation_environment)
+            else:
+                raise ConfigError(f"validation_environment={self.validation_environment!r} is not one of the "
+                                  f"environments {values}")
+            val = idx[groups[idx] == held]
+            train = idx[groups[idx] != held]
+            if len(np.unique(y[train])) < 2 or len(np.unique(y[val])) < 2:
+                raise ConfigError(f"holding out environment {values[held]!r} leaves one class only in training or "
+                                  "validation; choose another validation_environment")
+            self.validation_environment_ = values[held]
+            return train, val
+        n_val = int(round(self.validation_fraction * n))
         if n_val < 10 or n - n_val < 10:
+            warnings.warn(f"selection='training_domain': {n} rows are too few for a validation split; keeping the "
+                          "last epoch (the fixed schedule)", stacklevel=4)
             return idx, None
         # stratified: take the validation share of each class
         val = np.concatenate([idx[y[idx] == c][: max(1, int(round(self.validation_fraction * (y == c).sum())))]
@@ -92,10 +145,14 @@ class TorchBinaryClassifier(ClassifierMixin, BaseEstimator):
             return int(self.random_state.randint(0, 2**31 - 1))
         return int(self.random_state)
 
-    def _train(self, X: np.ndarray, y: np.ndarray, environments: np.ndarray | None, desc: str) -> None:
+    def _train(self, X: np.ndarray, y: np.ndarray, environments: np.ndarray | None, desc: str,
+               selection_groups: np.ndarray | None = None) -> None:
+        """Train under the selection rule; ``selection_groups`` (n,) are the environments it may hold out."""
+        self._check_selection(selection_groups)
         seed = self._seed()
         rng = np.random.default_rng(seed)
-        train_idx, val_idx = self._split(y, rng)
+        train_idx, val_idx = self._split(y, rng, selection_groups)
+        self.selected_epoch_ = None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self._build(X.shape[1], environments)
@@ -104,6 +161,7 @@ class TorchBinaryClassifier(ClassifierMixin, BaseEstimator):
             Xtr, ytr = torch.from_numpy(X[train_idx]), torch.from_numpy(y[train_idx])
             env_tr = None if environments is None else environments[train_idx]
             best, best_score, waited, self.history_ = None, -math.inf, 0, []
+            first = self._first_stoppable_epoch()
             for epoch in progress(range(self.max_epochs), desc=desc, unit="epoch"):
                 self.network_.train()
                 env_epoch = self._epoch_environments(epoch, Xtr, ytr, env_tr, seed)
@@ -133,17 +191,21 @@ class TorchBinaryClassifier(ClassifierMixin, BaseEstimator):
                     record["val_f1"] = float(f1_score(y[val_idx], pred, zero_division=0))
                     record["val_acc"] = float((pred == y[val_idx]).mean())
                 self.history_.append(record)
-                if val_idx is None or epoch < self._first_stoppable_epoch():
+                # checkpoints from before the method's loss term applies are never candidates
+                if val_idx is None or epoch < first:
                     continue
                 score = record["val_f1"] + 1e-3 * record["val_acc"]
                 if score > best_score + 1e-6:
                     best, best_score, waited = copy.deepcopy(self.network_.state_dict()), score, 0
+                    self.selected_epoch_ = epoch
                 else:
                     waited += 1
                     if waited >= self.patience:
                         break
             if best is not None:
                 self.network_.load_state_dict(best)
+            else:  # fixed schedule (or no eligible epoch): the last network
+                self.selected_epoch_ = len(self.history_) - 1
         self.network_.eval()
         self.n_epochs_ = len(self.history_)
 
@@ -157,13 +219,23 @@ class TorchBinaryClassifier(ClassifierMixin, BaseEstimator):
         return None
 
     # ---- prediction -------------------------------------------------------------------------------------
+    def _scoring_network(self) -> torch.nn.Module:
+        """A float64 copy of the trained network for inference.
+
+        float32 matrix products round differently with the batch size (BLAS blocking), so a row's score would
+        change by ~1e-6 with the rows scored beside it (sklearn's check_methods_subset_invariance); in float64
+        that rounding is ~1e-15, far below any tolerance.
+        """
+        return copy.deepcopy(self.network_).double().eval()
+
     def _scores(self, X: np.ndarray) -> np.ndarray:
-        """Logits of standardised X (n, d) -> (n,)."""
-        self.network_.eval()
+        """Logits of standardised X (n, d) -> (n,), batch-invariant (float64)."""
+        net = self._scoring_network()
         out = []
         with torch.no_grad():
             for start in range(0, len(X), 4096):
-                out.append(self._forward_logits(torch.from_numpy(X[start:start + 4096])).numpy())
+                out.append(self._forward_logits(torch.from_numpy(X[start:start + 4096].astype(np.float64)),
+                                                net).numpy())
         return np.concatenate(out).astype(np.float64)
 
     def _predict01(self, X_std: np.ndarray) -> np.ndarray:
@@ -193,8 +265,9 @@ class TorchBinaryClassifier(ClassifierMixin, BaseEstimator):
         return self.fit(X, y, **fit_params).transform(X)
 
 
-def as_environment_array(environments, n: int) -> np.ndarray | None:
-    """Environment values (any hashable labels) -> integer codes (n,), or None."""
+def as_environment_array(environments, n: int, estimator=None) -> np.ndarray | None:
+    """Environment values (any hashable labels) -> integer codes (n,), or None; the distinct values (in code
+    order) are kept on ``estimator.environment_values_`` when an estimator is given."""
     if environments is None:
         return None
     from safety_kit.clickbait.environments import encode_environments
@@ -202,7 +275,10 @@ def as_environment_array(environments, n: int) -> np.ndarray | None:
     values = np.asarray(environments)
     if values.shape[0] != n:
         raise ValueError(f"environments has {values.shape[0]} entries, X has {n} rows")
-    return encode_environments(values)[0]
+    codes, uniq = encode_environments(values)
+    if estimator is not None:
+        estimator.environment_values_ = uniq.tolist()
+    return codes
 
 
 def group_columns(groups: Sequence[tuple[str, int, int]], name: str) -> tuple[int, int]:

@@ -59,3 +59,41 @@ def test_no_debiased_arm_no_claim():
     data = payload(0.05)
     data["rows"] = [r for r in data["rows"] if r["arm"] != "debiased"]
     assert evaluate(data) == ([], [])
+
+
+def control_payload(gain: float, id_gap: float = 0.0, shortcut_gain_noise: float = 0.004, text_only: float = 0.72):
+    rows = []
+    for seed in range(8):
+        wiggle = shortcut_gain_noise * (seed % 3 - 1)
+        for dataset, planted in (("control_shortcut", True), ("control_no_shortcut", False)):
+            erm_ood = 0.66 + 0.01 * seed if planted else 0.83 + 0.01 * seed
+            ood = {"text_only_logreg": text_only, "causal_logreg": 0.86, "erm": erm_ood, "groupdro": erm_ood,
+                   "irm": erm_ood - 0.02, "vrex": erm_ood + 0.01,
+                   "debiased": erm_ood + (gain if planted else 0.0) + wiggle}
+            for arm, value in ood.items():
+                id_f1 = 0.88 + (id_gap if arm == "debiased" else 0.0)
+                rows.append({"dataset": dataset, "arm": arm, "seed": seed, "id_f1": id_f1, "ood_f1": value})
+    return {"rows": rows}
+
+
+def test_positive_and_negative_controls_follow_their_rules():
+    claims, controls = evaluate(control_payload(0.08))
+    check(claims, controls)
+    assert claims == []  # control datasets carry no claim
+    found = {c["id"]: c for c in controls}
+    assert found["clickbait-pos"]["passed"] and found["clickbait-neg"]["passed"]
+    assert found["clickbait-pos"]["strongest_invariance"] == "vrex" and found["clickbait-pos"]["power_3pt"] > 0.99
+    # each condition of the positive rule can fail it on its own
+    assert not {c["id"]: c for c in evaluate(control_payload(0.005))[1]}["clickbait-pos"]["passed"]  # < 2 SE
+    lost_id = {c["id"]: c for c in evaluate(control_payload(0.08, id_gap=-0.03))[1]}["clickbait-pos"]
+    assert not lost_id["passed"] and lost_id["checks"]["id_within_tolerance"] is False
+    easy = {c["id"]: c for c in evaluate(control_payload(0.08, text_only=0.84))[1]}["clickbait-pos"]
+    assert not easy["passed"] and easy["checks"]["text_alone_not_enough"] is False
+
+
+def test_id_claim_against_tfidf_logreg():
+    data = payload(0.05)
+    data["rows"] += [{"dataset": "synthetic", "arm": "tfidf_logreg", "seed": s, "id_f1": 0.90, "ood_f1": 0.8}
+                     for s in (0, 1, 2)]
+    found = by_id(evaluate(data)[0])
+    assert found["clickbait-id-vs-tfidf-synthetic"]["verdict"] == "not_reproduced"  # 0.88 < 0.90

@@ -1,7 +1,14 @@
 import numpy as np
 
+from safety_kit.clickbait.baselines import make_logistic_baseline
 from safety_kit.clickbait.environments import eiil_environments, kmeans_environments, within_class_kmeans
-from safety_kit.clickbait.synthetic import TEST_OOD, TRAIN_RATES, draw_disguise, synthetic_headlines
+from safety_kit.clickbait.synthetic import (
+    TEST_OOD,
+    TRAIN_RATES,
+    draw_disguise,
+    planted_shortcut,
+    synthetic_headlines,
+)
 
 
 def test_within_class_kmeans_recovers_planted_scenarios_with_both_classes():
@@ -51,3 +58,14 @@ def test_eiil_splits_by_reliance_on_a_spurious_cue():
     assert 0 < env.mean() < 1
     split = abs(np.corrcoef(env, agree)[0, 1])
     assert split > 0.8
+
+
+def test_eiil_does_not_collapse_onto_a_few_misclassified_rows():
+    """EIIL's risk is (w·ℓ).mean() over all rows (reference code); normalising by the environment's mass made a
+    tiny environment of the worst rows maximise the penalty (99.3% of rows in one environment before the fix)."""
+    data = planted_shortcut(2000, 10, seed=0)
+    reference = make_logistic_baseline().fit(data.X_train, data.y_train)  # leans on the planted disguise
+    env = eiil_environments(reference.decision_function(data.X_train), data.y_train, seed=0)
+    assert min(env.mean(), 1 - env.mean()) > 0.05
+    agrees = (data.disguise_train == 1 - data.y_train).astype(int)  # disguise says "news" exactly for non-bait
+    assert abs(np.corrcoef(env, agrees)[0, 1]) > 0.2  # the split follows where the shortcut holds

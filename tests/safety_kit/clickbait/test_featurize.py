@@ -19,7 +19,7 @@ def test_groups_layout_and_missing_image_policy(tmp_path):
     featurizer = PostFeaturizer(text_model="lexical")
     X = featurizer.fit_transform(posts_with_images(30, rng))
     names = [g for g, _, _ in featurizer.group_slices()]
-    assert names == ["headline", "description", "linguistic", "image", "cross_modal"]
+    assert names == ["headline", "headline_tfidf", "description", "linguistic", "image", "cross_modal"]
     assert X.shape[1] == featurizer.group_slices()[-1][2] and np.isfinite(X).all()
     # a post whose image path does not exist: zero image features + image_present = 0, with a warning
     new = posts_with_images(3, rng, images=[make_thumbnail("viral", rng), str(tmp_path / "gone.jpg"), None])
@@ -35,4 +35,17 @@ def test_groups_layout_and_missing_image_policy(tmp_path):
 def test_headline_only_corpus_drops_absent_groups():
     featurizer = PostFeaturizer(text_model="lexical")
     featurizer.fit_transform(["you won't believe this", "senate passes bill", "17 things", "court rules"])
-    assert [g for g, _, _ in featurizer.group_slices()] == ["headline", "linguistic"]
+    assert [g for g, _, _ in featurizer.group_slices()] == ["headline", "headline_tfidf", "linguistic"]
+
+
+def test_tfidf_group_carries_the_exact_ngrams_and_can_be_switched_off():
+    texts = ["you won't believe this", "senate passes bill", "you won't believe that", "senate passes budget"]
+    featurizer = PostFeaturizer(text_model="lexical", tfidf_max_features=50)
+    X = featurizer.fit_transform(texts)
+    a, b = featurizer.feature_groups_["headline_tfidf"]
+    names = list(featurizer.tfidf_.get_feature_names_out())
+    assert "tfidf_won believe" in names and b - a == len(names) <= 50
+    col = a + names.index("tfidf_won believe")
+    assert (X[:, col] > 0).tolist() == [True, False, True, False]
+    off = PostFeaturizer(text_model="lexical", tfidf_max_features=0).fit(texts)
+    assert "headline_tfidf" not in off.feature_groups_

@@ -5,7 +5,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils.estimator_checks import check_methods_subset_invariance, parametrize_with_checks
 
 from safety_kit.clickbait.baselines import InvariantMLPClassifier, make_baseline
 from safety_kit.clickbait.model import DebiasedClickbaitClassifier
@@ -13,15 +13,25 @@ from shared.errors import ConfigError
 
 NET = dict(fused_dim=16, group_dim=8, hidden_dim=16, max_epochs=12, learning_rate=1e-2)
 SMALL = dict(NET, latent_dim=4)
-# check_estimator runs every sklearn check on the debiased model; none is skipped. It is binary-only (tag
-# multi_class=False), so sklearn runs check_classifier_not_supporting_multiclass instead of the multiclass checks.
-# The baselines share its base class (TorchBinaryClassifier: validation, tags, predict); one sklearn-compatibility
-# pass for them is the clone/pickle test below, to keep this folder within its time budget.
+# sklearn's whole check suite on every torch-backed estimator at its DEFAULT widths (group_dim = fused_dim = 256,
+# latent 64, hidden 128): float32 rounding that depends on the batch only shows at realistic widths (issue 21:
+# decision_function differed by ~2e-6 between a batch and its subset). Only max_epochs is lowered (8 instead of
+# 30) to keep this under ~15 s; the full-default subset check below trains all 30 epochs. No check is skipped;
+# the estimators are binary-only (tag multi_class=False), so sklearn runs
+# check_classifier_not_supporting_multiclass instead of the multiclass checks.
+CONFORMANCE = [DebiasedClickbaitClassifier(max_epochs=8), InvariantMLPClassifier(objective="erm", max_epochs=8),
+               InvariantMLPClassifier(objective="vrex", max_epochs=8)]
 
 
-@parametrize_with_checks([DebiasedClickbaitClassifier(**dict(SMALL, max_epochs=8, warmup_epochs=1, batch_size=64))])
+@parametrize_with_checks(CONFORMANCE)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("estimator", [DebiasedClickbaitClassifier(), InvariantMLPClassifier()],
+                         ids=["debiased", "erm"])
+def test_predictions_are_batch_invariant_at_full_defaults(estimator):
+    check_methods_subset_invariance(type(estimator).__name__, estimator)
 
 
 def planted(n, rates, seed):
@@ -85,4 +95,6 @@ def test_bad_settings_are_config_errors():
 def test_baselines_fit_with_inferred_environments(objective):
     X, y, _ = planted(300, [0.9], 0)
     model = InvariantMLPClassifier(objective=objective, **NET, random_state=0).fit(X, y)
-    assert model.score(X, y) > 0.8 and model.n_environments_ >= 2
+    # > chance: the last epoch of the fixed schedule has the penalty applied, so the fit may trade the 0.9-reliable
+    # spurious cue for the weaker invariant one (alone ≈ 0.75); ID-validation early stopping used to hide that
+    assert model.score(X, y) > 0.65 and model.n_environments_ >= 2

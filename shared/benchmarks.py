@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import shutil
 import signal
 import subprocess
@@ -145,14 +146,34 @@ def run_benchmark(spec: Benchmark, profile: str = "default", seeds: Sequence[int
     kit_out.mkdir(parents=True, exist_ok=True)
     click.echo(f"[{spec.kit}/{spec.name}] running profile={profile} seeds={seeds}", err=True)
     seed_everything(seeds[0])
+    # A resumed run's wall time includes the interrupted invocations before it (same profile and seeds), so the
+    # results file states what the whole benchmark cost, not only its last part.
+    clock = work_dir(out, spec.kit, spec.name) / "wall_time.json"
+    key = json.dumps({"profile": profile, "seeds": list(seeds)})
+    spent = _spent_before(clock, key)
     start = time.perf_counter()
-    result = spec.run(profile=profile, seeds=seeds, out=kit_out)
+    try:
+        result = spec.run(profile=profile, seeds=seeds, out=kit_out)
+    finally:
+        clock.write_text(json.dumps({"key": key, "seconds": spent + time.perf_counter() - start}))
     elapsed = time.perf_counter() - start
     if not isinstance(result, BenchmarkResult):
         raise TypeError(f"benchmark {spec.name} returned {type(result).__name__}, expected BenchmarkResult")
-    written = write_results(result, out=out, profile=profile, seeds=seeds, wall_time_s=elapsed, score=spec.score)
-    click.echo(f"[{spec.kit}/{spec.name}] wrote {written} in {elapsed:.1f}s", err=True)
+    written = write_results(result, out=out, profile=profile, seeds=seeds, wall_time_s=spent + elapsed,
+                            score=spec.score)
+    clock.unlink(missing_ok=True)
+    resumed = f" (+{spent:.1f}s in earlier interrupted runs)" if spent else ""
+    click.echo(f"[{spec.kit}/{spec.name}] wrote {written} in {elapsed:.1f}s{resumed}", err=True)
     return written
+
+
+def _spent_before(clock: Path, key: str) -> float:
+    """Seconds earlier interrupted invocations of this benchmark spent (0 for another profile/seeds or none)."""
+    try:
+        saved = json.loads(clock.read_text())
+    except (OSError, ValueError):
+        return 0.0
+    return float(saved.get("seconds", 0.0)) if saved.get("key") == key else 0.0
 
 
 def rescore(names: Sequence[str], out: str | Path) -> list[Path]:

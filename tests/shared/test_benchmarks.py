@@ -99,3 +99,24 @@ def test_killing_the_runner_stops_the_benchmark_and_its_workers(tmp_path):
             alive.append(pid)
             os.kill(pid, signal.SIGKILL)
     assert not alive, f"processes outlived their killed runner: {alive}"
+
+
+def test_a_resumed_run_records_the_time_of_its_interrupted_parts(tmp_path):
+    import time
+
+    state = {"interrupt": True}
+
+    def run(profile, seeds, out):
+        time.sleep(0.3)
+        if state.pop("interrupt", False):
+            raise KeyboardInterrupt  # killed after 0.3 s of work
+        return BenchmarkResult(benchmark="slow", kit="llm", title="Slow", group_by=["method"],
+                               rows=[{"method": "m", "seed": 0, "score": 1.0}])
+
+    spec = Benchmark(name="slow", kit="llm", run=run)
+    with pytest.raises(KeyboardInterrupt):
+        run_benchmark(spec, profile="quick", out=tmp_path)
+    data = read_results(run_benchmark(spec, profile="quick", out=tmp_path))
+    assert data["wall_time_s"] >= 0.6  # both parts, not only the last 0.3 s
+    data = read_results(run_benchmark(spec, profile="quick", out=tmp_path, force=True))
+    assert data["wall_time_s"] < 0.6  # a forced rerun starts its clock afresh

@@ -4,7 +4,9 @@ The feature (brief §2.2): run the probe prompt, take the greedy first answer to
 the attention that y1 pays to each of the V visual tokens in every layer and head (softmax over ALL keys, so a
 row's visual part sums to ≤ 1). Adapters exist for the embedded :class:`~safety_kit.pip.tiny_vlm.TinyVLM` and for
 Hugging Face ``Blip2ForConditionalGeneration``, ``InstructBlipForConditionalGeneration`` and
-``LlavaForConditionalGeneration`` (any local checkpoint directory, eager attention forced).
+``LlavaForConditionalGeneration`` (any local checkpoint directory, eager attention forced; CLIP or SigLIP
+towers, either ``vision_feature_select_strategy``; anyres LLaVA-NeXT/OneVision are refused). Image-token
+counts come from the model itself, normalisation from the checkpoint's image processor (or given).
 
 Instead of ``generate`` the HF adapters run two plain forward passes (prompt → y1, then prompt + y1 with
 ``output_attentions``); without a KV cache the last row of the second pass is exactly generation step 1's
@@ -27,6 +29,48 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 BLIP_PROMPT = "Question: {} Short answer:"  # brief §2.1, used for task and probe questions
 LLAVA_PROMPT = "USER: <image>\n{} ASSISTANT:"
+
+
+# anyres models: the number of image tokens depends on each image's size and the tiling grid, and the pixel
+# input is a stack of crops; PIP's fixed [L, H, V] feature needs a fixed layout, so these are refused clearly.
+UNSUPPORTED_MODEL_TYPES = {
+    "llava_next": "LLaVA-NeXT", "llava_next_video": "LLaVA-NeXT-Video", "llava_onevision": "LLaVA-OneVision",
+}
+
+
+def _unsupported(name: str) -> ConfigError:
+    return ConfigError(
+        f"{name} checkpoints are not supported: their 'anyres' tiling gives a variable number of image tokens per "
+        "image (crops + newline tokens), so PIP's fixed [layers, heads, visual tokens] feature is undefined; use a "
+        "fixed-resolution LLaVA (LlavaForConditionalGeneration, e.g. llava-1.5 or llava-interleave-qwen), "
+        "BLIP-2 or InstructBLIP checkpoint")
+
+
+def check_model_type(model_type: str, class_name: str) -> None:
+    """Refuse anyres LLaVA variants (by config ``model_type``) before loading any weights."""
+    if model_type in UNSUPPORTED_MODEL_TYPES:
+        raise _unsupported(UNSUPPORTED_MODEL_TYPES[model_type])
+
+
+def check_model_class(model: Any, class_name: str) -> None:
+    """The adapter's model must be the HF class it is written for (a clear error instead of a crash inside HF)."""
+    check_model_type(getattr(getattr(model, "config", None), "model_type", ""), class_name)
+    import transformers
+
+    expected = getattr(transformers, class_name)
+    if not isinstance(model, expected):
+        raise ConfigError(f"this adapter needs a {class_name}, got {type(model).__name__}")
+
+
+def normalisation(image_processor: Any = None) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) the image processor applies (identity when it does not normalise); CLIP's without one."""
+    if image_processor is None:
+        return CLIP_MEAN, CLIP_STD
+    if getattr(image_processor, "do_normalize", True) is False:
+        return (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+    mean, std = image_processor.image_mean, image_processor.image_std
+    as3 = lambda v: tuple(float(x) for x in ([v] * 3 if isinstance(v, (int, float)) else v))  # noqa: E731
+    return as3(mean), as3(std)
 
 
 @runtime_checkable
@@ -116,19 +160,27 @@ class HFProbeAttentionAdapter:
     default_prompt = BLIP_PROMPT
 
     def __init__(self, model: Any, tokenizer: Any, *, prompt_template: str | None = None,
-                 image_size: int | None = None, image_mean: tuple[float, ...] = CLIP_MEAN,
-                 image_std: tuple[float, ...] = CLIP_STD, step: int = 1, token_pool: int = 1,
-                 batch_size: int = 8, qformer_tokenizer: Any = None):
+                 image_size: int | None = None, image_mean: tuple[float, ...] | None = None,
+                 image_std: tuple[float, ...] | None = None, image_processor: Any = None, step: int = 1,
+                 token_pool: int = 1, batch_size: int = 8, qformer_tokenizer: Any = None):
         if step not in (0, 1):
             raise ConfigError(f"step must be 0 or 1, got {step}")
+        check_model_class(model, self.model_class_name)
         self.model = model.eval()
         if getattr(model.config, "_attn_implementation", "eager") != "eager":
             model.set_attn_implementation("eager")  # SDPA kernels return no attention weights
         self.tokenizer, self.qformer_tokenizer = tokenizer, qformer_tokenizer or tokenizer
         self.prompt_template = prompt_template or self.default_prompt
+        # the vision tower's own input size (its position embeddings are sized for it)
         self.image_size = image_size or model.config.vision_config.image_size
-        self.mean = torch.tensor(image_mean).view(1, 3, 1, 1)
-        self.std = torch.tensor(image_std).view(1, 3, 1, 1)
+        # normalisation: explicit values > the checkpoint's image processor > CLIP's (the official BLIP wrapper's)
+        mean, std = normalisation(image_processor)
+        self.image_mean = tuple(image_mean if image_mean is not None else mean)
+        self.image_std = tuple(image_std if image_std is not None else std)
+        if len(self.image_mean) != 3 or len(self.image_std) != 3 or min(self.image_std) <= 0:
+            raise ConfigError(f"image_mean/image_std need 3 values (std > 0), got {self.image_mean}, {self.image_std}")
+        self.mean = torch.tensor(self.image_mean).view(1, 3, 1, 1)
+        self.std = torch.tensor(self.image_std).view(1, 3, 1, 1)
         self.step, self.token_pool, self.batch_size = step, token_pool, batch_size
         self.image_token = model.config.image_token_index
         if self.image_token is None:
@@ -137,14 +189,23 @@ class HFProbeAttentionAdapter:
 
     @classmethod
     def from_pretrained(cls, path: str | Path, **kwargs: Any) -> HFProbeAttentionAdapter:
-        """Load a local checkpoint directory (model + tokenizer) with eager attention."""
+        """Load a local checkpoint directory (model, tokenizer, image processor) with eager attention.
+
+        Normalisation mean/std come from the checkpoint's image processor (``preprocessor_config.json``)
+        unless ``image_mean``/``image_std`` are given; without one, CLIP's values are used.
+        """
         import transformers
-        from transformers import AutoTokenizer
+        from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer
 
         path = Path(path)
         if not path.is_dir():
             raise DataError(f"checkpoint directory {path} does not exist")
         model_cls = getattr(transformers, cls.model_class_name)
+        try:
+            config = AutoConfig.from_pretrained(path, local_files_only=True)
+        except (OSError, ValueError) as err:
+            raise DataError(f"{path} is not a loadable {cls.model_class_name} checkpoint ({err})") from err
+        check_model_type(config.model_type, cls.model_class_name)
         try:
             model = model_cls.from_pretrained(path, attn_implementation="eager", local_files_only=True)
             tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
@@ -153,6 +214,8 @@ class HFProbeAttentionAdapter:
                             f"({err})") from err
         if (path / "qformer_tokenizer").is_dir():
             kwargs.setdefault("qformer_tokenizer", AutoTokenizer.from_pretrained(path / "qformer_tokenizer"))
+        if "image_processor" not in kwargs and (path / "preprocessor_config.json").is_file():
+            kwargs["image_processor"] = AutoImageProcessor.from_pretrained(path, local_files_only=True)
         return cls(model, tokenizer, **kwargs)
 
     # -- prompt layout -------------------------------------------------------------------------------
@@ -199,12 +262,12 @@ class HFProbeAttentionAdapter:
             start = self.model.config.text_config.decoder_start_token_id or 0
             decoder = torch.full((n, 1), start, dtype=torch.long)
             if answer_tokens is not None:
-                decoder = torch.cat([decoder, answer_tokens.view(n, 1)], 1)
+                decoder = torch.cat([decoder, answer_tokens.view(n, -1)], 1)
             out = self.model(input_ids=ids, decoder_input_ids=decoder, **kwargs)
             attentions = out.language_model_outputs.cross_attentions if output_attentions else None
         else:
             if answer_tokens is not None:
-                ids = torch.cat([ids, answer_tokens.view(n, 1)], 1)
+                ids = torch.cat([ids, answer_tokens.view(n, -1)], 1)
                 kwargs["attention_mask"] = torch.ones_like(ids)
             out = self.model(input_ids=ids, **kwargs)
             lm = getattr(out, "language_model_outputs", None)
@@ -214,6 +277,26 @@ class HFProbeAttentionAdapter:
     def answer_logits(self, images: torch.Tensor, question: str) -> torch.Tensor:
         """First-answer-token logits ``(N, vocab)``, differentiable in ``images``."""
         return self._forward(images, question)[0]
+
+    @torch.no_grad()
+    def greedy_answer_ids(self, images: torch.Tensor, question: str, max_new_tokens: int = 8) -> list[list[int]]:
+        """Each image's greedy answer a0 (HF ``generate`` defaults: no sampling), ending with EOS if produced.
+
+        The whole answer is the target of the official `llm` attack loss (:meth:`answer_sequence_loss`).
+        """
+        eos = self.model.config.text_config.eos_token_id
+        eos = set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
+        answers = []
+        for i in range(len(images)):
+            tokens: list[int] = []
+            for _ in range(max_new_tokens):
+                prefix = torch.tensor([tokens], dtype=torch.long) if tokens else None
+                token = int(self._forward(images[i:i + 1], question, prefix)[0].argmax(-1))
+                tokens.append(token)
+                if token in eos:
+                    break
+            answers.append(tokens)
+        return answers
 
     def answer_sequence_loss(self, images: torch.Tensor, question: str, answer_ids: list[int],
                              alignment: str = "next_token") -> torch.Tensor:
@@ -290,24 +373,48 @@ class HFLlavaAdapter(HFProbeAttentionAdapter):
     model_class_name = "LlavaForConditionalGeneration"
     default_prompt = LLAVA_PROMPT
 
-    def __init__(self, model: Any, tokenizer: Any, **kwargs: Any):
-        kwargs.setdefault("image_mean", CLIP_MEAN)
-        super().__init__(model, tokenizer, **kwargs)
+    def _vision_tower(self) -> Any:
+        inner = getattr(self.model, "model", self.model)
+        return getattr(inner, "vision_tower", None) or self.model.vision_tower
 
     def num_image_tokens(self) -> int:
-        vision = self.model.config.vision_config
-        patches = (vision.image_size // vision.patch_size) ** 2
-        return patches + (1 if self.model.config.vision_feature_select_strategy == "full" else 0)
+        """Placeholders per image, as ``LlavaProcessor`` counts them: patches + the tower's extra tokens (CLIP's
+        CLS: 1, SigLIP: 0), minus one for ``vision_feature_select_strategy="default"`` (drops the first token)."""
+        if getattr(self, "_num_image_tokens", None) is None:
+            config = self.model.config
+            patches = (self.image_size // config.vision_config.patch_size) ** 2
+            tower = self._vision_tower()
+            embeddings = getattr(getattr(tower, "vision_model", tower), "embeddings", None)
+            if hasattr(embeddings, "num_positions") and hasattr(embeddings, "num_patches"):
+                extra = int(embeddings.num_positions - embeddings.num_patches)
+            else:  # an unknown tower: count its output tokens once
+                param = next(tower.parameters())
+                with torch.no_grad():
+                    dummy = torch.zeros(1, 3, self.image_size, self.image_size, dtype=param.dtype, device=param.device)
+                    extra = int(tower(pixel_values=dummy).last_hidden_state.shape[1]) - patches
+            strategy = config.vision_feature_select_strategy
+            if strategy not in ("default", "full"):
+                raise ConfigError(f"unknown vision_feature_select_strategy {strategy!r} (expected 'default' or 'full')")
+            self._num_image_tokens = patches + extra - (1 if strategy == "default" else 0)
+        return self._num_image_tokens
 
     def prompt_ids(self, question: str) -> list[int]:
+        """The processor's ids: ``<image>`` expanded to :meth:`num_image_tokens` copies, the text tokenised whole."""
         text = self.prompt_template.format(question)
         if "<image>" not in text:
             raise ConfigError(f"the LLaVA prompt template must contain '<image>', got {self.prompt_template!r}")
+        n = self.num_image_tokens()
+        token = self.tokenizer.convert_ids_to_tokens(self.image_token)
+        if isinstance(token, str) and self.tokenizer.convert_tokens_to_ids(token) == self.image_token:
+            ids = list(self.tokenizer(text.replace("<image>", token * n, 1)).input_ids)
+            if ids.count(self.image_token) == n:
+                return ids
+        # a tokenizer without the image token (it maps to another id): splice the placeholders in
         before, after = text.split("<image>", 1)
         ids = list(self.tokenizer(before).input_ids)
-        ids += [self.image_token] * self.num_image_tokens()
+        ids += [self.image_token] * n
         ids += list(self.tokenizer(after, add_special_tokens=False).input_ids)
         return ids
 
     def vision_features(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model.model.vision_tower(pixel_values=self.pixel_values(images)).last_hidden_state
+        return self._vision_tower()(pixel_values=self.pixel_values(images)).last_hidden_state

@@ -120,6 +120,23 @@ def answer_loss(answer_logits: Callable[[torch.Tensor], torch.Tensor], answers: 
     return loss
 
 
+def answer_sequence_loss(sequence_loss: Callable[[torch.Tensor, list[int]], torch.Tensor],
+                         answers: list[list[int]]) -> LossFn:
+    """The official `llm` loss on whole answers: CE of each image's own multi-token clean answer a0 (brief §2.4).
+
+    ``sequence_loss(image_batch_of_one, answer_ids) -> (1,)`` is an adapter's
+    :meth:`~safety_kit.pip.adapters.HFProbeAttentionAdapter.answer_sequence_loss`; images are scored one at a
+    time because answers differ in length (the official code attacks with batch size 1).
+    """
+
+    def loss(images: torch.Tensor) -> torch.Tensor:
+        if len(images) != len(answers):
+            raise ConfigError(f"got {len(answers)} answers for {len(images)} images")
+        return torch.cat([sequence_loss(images[i:i + 1], answers[i]) for i in range(len(images))])
+
+    return loss
+
+
 def vision_feature_loss(vision_features: Callable[[torch.Tensor], torch.Tensor], clean: torch.Tensor) -> LossFn:
     """MSE between vision-encoder features of the attacked and the clean image: the `clip` attack (brief §2.4)."""
     with torch.no_grad():

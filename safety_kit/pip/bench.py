@@ -5,6 +5,15 @@ Per seed: fresh training and test scenes (disjoint samples), PGD-ε8 training im
 Detectors (all linear SVC, C = 10, trained on the same clean + PGD-ε8 images): PIP (probe step-1 attention,
 standardised), PIP as in the official code (raw features), 2-of-3 probe voting, the step-0 and task-question
 ablations, and two baselines (raw pixels; the visual tokens the decoder sees).
+
+Positive control: the attacks must change the VLM's answers (attack success), far more than same-ε noise
+does; AUC is also reported on the successful attacks alone (``auc_successful``).
+
+Scaling trend (issue 21): the paper's numbers come from billion-parameter LVLMs, ours from a tiny VLM, so
+the same architecture is trained at several budgets (``scaling_steps``) and, at each, PIP and the
+visual-token SVM are trained on clean + PGD-ε8 images and tested on fresh ones (rows ``scaling_steps<N>``,
+with the VLM's own answer accuracy): does detection rise with model quality, and does PIP add anything over
+the visual tokens as it does?
 """
 
 from __future__ import annotations
@@ -48,13 +57,65 @@ class PIPBenchConfig:
     n_test: int = 200  # clean test images; each attack condition attacks these same images
     model_per_seed: bool = False  # True: train a tiny VLM per seed (init_seed = seed)
     vlm: TinyVLMConfig = dataclasses.field(default_factory=TinyVLMConfig)
+    # scaling trend: the same VLM trained for each of these step budgets (one model per budget, all seeds)
+    scaling_steps: tuple[int, ...] = (100, 250, 700)
+    scaling_n_train: int = 200  # clean (+ as many PGD-ε8) detector-training images per budget
+    scaling_n_test: int = 150
 
 
 PROFILE_CONFIGS = {
-    "quick": PIPBenchConfig(n_train=60, n_test=30, vlm=QUICK_VLM),
+    "quick": PIPBenchConfig(n_train=60, n_test=30, vlm=QUICK_VLM, scaling_steps=(30, 100, 250),
+                            scaling_n_train=40, scaling_n_test=30),
     "default": PIPBenchConfig(n_train=400, n_test=200),
-    "full": PIPBenchConfig(n_train=600, n_test=300, model_per_seed=True),
+    "full": PIPBenchConfig(n_train=600, n_test=300, model_per_seed=True, scaling_steps=(100, 250, 700, 1500, 3000),
+                           scaling_n_train=300, scaling_n_test=200),
 }
+SCALING_DETECTORS = ("pip", "baseline_visual_tokens")
+
+
+def scaling_condition(steps: int) -> str:
+    """Row ``condition`` of one scaling point."""
+    return f"scaling_steps{steps}"
+
+
+def _scores_metrics(clean_scores: np.ndarray, adv_scores: np.ndarray, success: np.ndarray) -> dict:
+    """Detection metrics on all attacked images, plus AUC on the successful attacks alone."""
+    y = np.r_[np.zeros(len(clean_scores)), np.ones(len(adv_scores))]
+    metrics = detection_metrics(y, np.r_[clean_scores, adv_scores])
+    on_success = adv_scores[success]
+    metrics["auc_successful"] = (detection_metrics(np.r_[np.zeros(len(clean_scores)), np.ones(len(on_success))],
+                                                   np.r_[clean_scores, on_success])["auc"]
+                                 if len(on_success) else float("nan"))
+    metrics["recall_successful"] = float((on_success > 0).mean()) if len(on_success) else float("nan")
+    return metrics
+
+
+def _scaling_seed(cfg: PIPBenchConfig, seed: int) -> list[dict]:
+    """PIP and the visual-token SVM at each VLM training budget (fresh disjoint scenes per seed)."""
+    rows = []
+    for steps in cfg.scaling_steps:
+        model, info = pretrained_tiny_vlm(dataclasses.replace(cfg.vlm, train_steps=steps))
+        adapter = TinyVLMAdapter(model, step=1)
+        train = make_task_set(model, cfg.scaling_n_train, seed=20_000 + 2 * seed)
+        test = make_task_set(model, cfg.scaling_n_test, seed=20_001 + 2 * seed)
+        train_adv, _ = attack_set(adapter, train, "pgd", eps=8 / 255, seed=seed)
+        test_adv, success = attack_set(adapter, test, "pgd", eps=8 / 255, seed=seed + 1)
+        noise, noise_changed = attack_set(adapter, test, "noise", eps=8 / 255, seed=seed + 1)
+        featurize = {"pip": ProbeAttentionFeatures(adapter, list(sc.DEFAULT_PROBES[:1])).transform,
+                     "baseline_visual_tokens": lambda x, m=model: visual_embedding_features(m, x)}
+        y = np.r_[np.zeros(len(train.images)), np.ones(len(train_adv))]
+        for name in SCALING_DETECTORS:
+            feat = featurize[name]
+            detector = PIPDetector(standardize=True, max_iter=200_000).fit(
+                np.concatenate([feat(train.images), feat(train_adv)]), y)
+            clean_scores = detector.decision_function(feat(test.images))
+            rows.append({"detector": name, "condition": scaling_condition(steps), "seed": seed,
+                         "train_steps": steps, "vqa_accuracy": float(info["vqa_accuracy"]),
+                         **_scores_metrics(clean_scores, detector.decision_function(feat(test_adv)), success),
+                         "attack_success": float(success.mean()),
+                         "noise_answer_change": float(noise_changed.mean()),
+                         "noise_flag_rate": float((detector.decision_function(feat(noise)) > 0).mean())})
+    return rows
 
 
 def _attack_conditions(adapter: TinyVLMAdapter, test, seed: int) -> dict[str, tuple[torch.Tensor, np.ndarray]]:
@@ -108,15 +169,13 @@ def _run_seed(cfg: PIPBenchConfig, seed: int) -> tuple[list[dict], dict]:
         clean_scores = detector.decision_function(feat(test.images, test.questions))
         for condition, (adv, success) in conditions.items():
             adv_scores = detector.decision_function(feat(adv, test.questions))
-            y = np.r_[np.zeros(len(clean_scores)), np.ones(len(adv_scores))]
-            metrics = detection_metrics(y, np.r_[clean_scores, adv_scores])
+            metrics = _scores_metrics(clean_scores, adv_scores, success)
             keep_clean, keep_adv = imbalanced_mix(len(clean_scores), len(adv_scores), ratio=10, seed=0)
             mix = detection_metrics(np.r_[np.zeros(len(keep_clean)), np.ones(len(keep_adv))],
                                     np.r_[clean_scores[keep_clean], adv_scores[keep_adv]])
             rows.append({
                 "detector": name, "condition": condition, "seed": seed, **metrics,
                 "flag_rate": float((adv_scores > 0).mean()),
-                "recall_successful": float((adv_scores[success] > 0).mean()) if success.any() else float("nan"),
                 "attack_success": float(success.mean()),
                 "precision_10to1": mix["precision"], "recall_10to1": mix["recall"],
             })
@@ -126,6 +185,7 @@ def _run_seed(cfg: PIPBenchConfig, seed: int) -> tuple[list[dict], dict]:
     pip_detector.predict(ProbeAttentionFeatures(step1, probes[:1]).transform(test.images))
     rows.append({"detector": "pip", "condition": "scan_speed", "seed": seed,
                  "images_per_s": cfg.n_test / (time.perf_counter() - start)})
+    rows += _scaling_seed(cfg, seed)
     extra = {"vlm": info, "train_attack_success": float(train_success.mean())}
     return rows, extra
 
@@ -149,8 +209,27 @@ def _figures(rows: list[dict], out: Path) -> list[Figure]:
         series[d] = (eps, [s[0] for s in stats], [s[1] for s in stats])
     line_plot(series, out / f"{NAME}_recall_vs_eps.png", xlabel="PGD ε (/255); detector trained at ε=8",
               ylabel="recall (balanced test)", title="Transfer across ε")
-    return [Figure(f"{NAME}_auc.png", "Detection AUC per detector and test condition (noise_eps8 should be ≈0.5)."),
-            Figure(f"{NAME}_recall_vs_eps.png", "Recall vs PGD ε of detectors trained on ε=8/255 (mean ± std).")]
+    figures = [Figure(f"{NAME}_auc.png", "Detection AUC per detector and test condition (noise_eps8 should be ≈0.5)."),
+               Figure(f"{NAME}_recall_vs_eps.png", "Recall vs PGD ε of detectors trained on ε=8/255 (mean ± std).")]
+    points = scaling_points(rows)
+    if points:
+        series = {}
+        for d in SCALING_DETECTORS:
+            for metric in ("auc", "recall"):
+                stats = [_mean(rows, d, scaling_condition(s), metric) for s in points]
+                series[f"{d} {metric}"] = ([points[s] for s in points], [m for m, _ in stats], [e for _, e in stats])
+        line_plot(series, out / f"{NAME}_scaling.png", xlabel="tiny VLM answer accuracy (held-out questions)",
+                  ylabel="detection AUC / recall (PGD-ε8)",
+                  title="Scaling: detection vs the VLM's quality (budgets " + ", ".join(map(str, points)) + " steps)")
+        figures.append(Figure(f"{NAME}_scaling.png", "PIP and the visual-token SVM vs the tiny VLM's own answer "
+                                                      "accuracy, one point per training budget (mean ± std)."))
+    return figures
+
+
+def scaling_points(rows: list[dict]) -> dict[int, float]:
+    """``{train_steps: VLM answer accuracy}`` of the scaling rows, in order of accuracy."""
+    points = {int(r["train_steps"]): float(r["vqa_accuracy"]) for r in rows if "train_steps" in r}
+    return dict(sorted(points.items(), key=lambda kv: kv[1]))
 
 
 def _summary(rows: list[dict]) -> str:
@@ -172,6 +251,13 @@ def _summary(rows: list[dict]) -> str:
         f"task-question attention {fmt('task_question', 'pgd_eps8', 'auc')}. The paper reports > 98% recall / > 90% "
         f"precision on billion-parameter LVLMs; an SVM on the visual tokens themselves reaches AUC "
         f"{fmt('baseline_visual_tokens', 'pgd_eps8', 'auc')} (raw pixels {fmt('baseline_pixels', 'pgd_eps8', 'auc')})."
+        f" Attack success (answer changed) at PGD-ε8 {fmt('pip', 'pgd_eps8', 'attack_success')} vs "
+        f"{fmt('pip', 'noise_eps8', 'attack_success')} for same-ε noise; PIP's AUC on the successful attacks alone "
+        f"{fmt('pip', 'pgd_eps8', 'auc_successful')}."
+        + "".join(f" Budget {s} steps (VLM accuracy {acc:.2f}): PIP AUC "
+                  f"{fmt('pip', scaling_condition(s), 'auc')}, recall {fmt('pip', scaling_condition(s), 'recall')}; "
+                  f"visual-token SVM AUC {fmt('baseline_visual_tokens', scaling_condition(s), 'auc')}."
+                  for s, acc in scaling_points(rows).items())
     )
 
 
@@ -198,13 +284,15 @@ def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
                                                                 "probes": list(sc.DEFAULT_PROBES)},
         headline_metric="auc", lower_is_better=False,
         table_metrics=["auc", "recall", "precision", "precision_10to1", "false_alarm_rate", "recall_successful",
-                       "attack_success", "images_per_s"],
+                       "auc_successful", "attack_success", "vqa_accuracy", "images_per_s"],
         summary=_summary(rows), datasets=["embedded procedural coloured-shape scenes (generated, no licence needed)"],
         figures=_figures(rows, out),
         notes=["Tiny BLIP-2-shaped VLM trained from scratch (no pretrained weights are available offline).",
                "The noise_eps8 row's recall/flag_rate is the negative control: it should equal the clean false-alarm "
                "rate (claims.py scores it).",
-               "recall_successful counts only adversarial images whose task answer actually changed."],
+               "recall_successful / auc_successful count only adversarial images whose task answer actually changed.",
+               "scaling_steps<N> rows: the same tiny VLM trained for N steps (one model per budget, shared by the "
+               "seeds); vqa_accuracy is its own held-out answer accuracy."],
         extra={"per_seed": extras},
     )
 

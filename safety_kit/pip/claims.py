@@ -5,8 +5,14 @@ detects adversarial images with recall > 98% and precision > 90%, also under bla
 compare the default detector (``pip``: probe step-1 attention, standardised linear SVC) with those reported
 values as constant baselines, and with a same-capacity SVM on the visual tokens themselves (brief §8.2 item 5).
 
-Control: the benchmark's same-ε random-sign-noise condition is a negative control — noise carries no
-adversarial structure, so PIP must not flag it more often than clean images.
+Controls: the benchmark's same-ε random-sign-noise condition is a negative control — noise carries no
+adversarial structure, so PIP must not flag it more often than clean images. The positive control: PGD-ε8
+demonstrably changes the VLM's answers (attack success, far above what same-ε noise does), and PIP separates
+those successful attacks from clean images better than it separates same-ε noise from them.
+
+Scaling (issue 21): PIP's AUC vs the tiny VLM's own answer accuracy over training budgets (per-seed slope,
+claim ``pip-scaling-trend``) and PIP vs the visual-token SVM at the best-trained budget
+(``pip-scaling-vs-visual-tokens``).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from shared.claims import compare, control, gain_vanishes, paired, per_seed
 PAPER_RECALL = 0.98
 PAPER_PRECISION = 0.90
 NOISE_TOLERANCE = 0.05  # the benchmark's fixed allowance for the noise control's excess flag rate
+ATTACK_SUCCESS_MIN = 0.5  # positive control: PGD-ε8 must change the answer of most attacked images
 PAPER = "abstract: recall > 98% and precision > 90% with one probe and a linear SVM (InstructBLIP-Vicuna-7B)"
 PIP_AT = {"detector": "pip"}
 
@@ -67,11 +74,83 @@ def noise_control(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
         excess=excess["diff"], excess_ci95=ci, n_seeds=excess["n_seeds"])
 
 
+def attack_control(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Positive control: the attack works (it changes answers; noise of the same ε does not) and PIP detects it."""
+    success = per_seed(rows, "attack_success", condition="pgd_eps8", **PIP_AT)
+    noise_change = per_seed(rows, "attack_success", condition="noise_eps8", **PIP_AT)
+    auc_success = per_seed(rows, "auc_successful", condition="pgd_eps8", **PIP_AT)
+    auc_noise = per_seed(rows, "auc", condition="noise_eps8", **PIP_AT)
+    seeds = sorted(set(success) & set(noise_change) & set(auc_success) & set(auc_noise))
+    if not seeds:
+        return None
+    changes = compare("pip-attack", "PGD changes answers more than noise", PAPER, "answer-change rate, PGD − noise",
+                      [success[s] for s in seeds], [noise_change[s] for s in seeds])
+    detects = compare("pip-attack", "PIP separates successful attacks better than noise", PAPER,
+                      "AUC on successful PGD-ε8 − AUC on same-ε noise", [auc_success[s] for s in seeds],
+                      [auc_noise[s] for s in seeds])
+    passed = (changes["verdict"] == "reproduced" and changes["ours"] >= ATTACK_SUCCESS_MIN
+              and detects["verdict"] == "reproduced")
+    return control(
+        "pip-attack", "positive",
+        "PGD-ε8 (LM loss of the clean answer, 20 steps) on the clean test images vs random sign noise of the same ε; "
+        "PIP trained on clean + PGD-ε8 training images",
+        f"the attack changes the task answer of ≥ {ATTACK_SUCCESS_MIN:.0%} of images and more often than same-ε noise "
+        "(paired CI over seeds excludes 0), and PIP's AUC on the successful attacks exceeds its AUC on the noise "
+        "images (paired CI excludes 0)",
+        f"answers changed by PGD {changes['ours']:.2f} vs noise {changes['baseline']:.2f}; PIP AUC on successful "
+        f"attacks {detects['ours']:.3f} vs on noise {detects['baseline']:.3f} ({len(seeds)} seed(s))",
+        passed, attack_success=changes["ours"], noise_answer_change=changes["baseline"],
+        auc_successful=detects["ours"], auc_noise=detects["baseline"], n_seeds=len(seeds))
+
+
+def _scaling(rows: list[dict[str, Any]]) -> dict[int, float]:
+    points = {int(r["train_steps"]): float(r["vqa_accuracy"]) for r in rows if "train_steps" in r}
+    return dict(sorted(points.items(), key=lambda kv: kv[1]))
+
+
+def scaling_claims(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Does PIP's AUC rise with the VLM's quality, and does it beat the visual-token SVM where the VLM is best?"""
+    points = _scaling(rows)
+    if len(points) < 3:
+        return []
+    condition = {s: f"scaling_steps{s}" for s in points}
+    auc = {s: per_seed(rows, "auc", condition=condition[s], **PIP_AT) for s in points}
+    svm = {s: per_seed(rows, "auc", condition=condition[s], detector="baseline_visual_tokens") for s in points}
+    seeds = sorted(set.intersection(*(set(auc[s]) & set(svm[s]) for s in points)))
+    if not seeds:
+        return []
+    import numpy as np
+
+    accuracy = np.array(list(points.values()))
+    slopes = [float(np.polyfit(accuracy, [auc[s][seed] for s in points], 1)[0]) for seed in seeds]
+    svm_slopes = [float(np.polyfit(accuracy, [svm[s][seed] for s in points], 1)[0]) for seed in seeds]
+    trend = "; ".join(f"{s} steps: accuracy {acc:.2f}, PIP AUC {_mean(auc[s]):.3f} vs visual-token SVM "
+                      f"{_mean(svm[s]):.3f}" for s, acc in points.items())
+    best = max(points, key=points.get)
+    claims = [compare(
+        "pip-scaling-trend", "Detection from the probe's attention improves with the VLM's quality (the paper's "
+        "near-perfect numbers come from billion-parameter LVLMs).", PAPER,
+        "slope of PIP's PGD-ε8 AUC vs the tiny VLM's answer accuracy over training budgets (per seed)",
+        slopes, 0.0, ours_label="pip slope", baseline_label="flat (0)",
+        why=f"Per budget: {trend}. The visual-token SVM's slope is {_mean(dict(enumerate(svm_slopes))):+.3f}.")]
+    claims.append(compare(
+        "pip-scaling-vs-visual-tokens", "At the best-trained VLM, the probe's attention adds detection signal over "
+        "the visual tokens themselves.", "no baseline numbers in the paper; baseline from brief §8.2 item 5",
+        f"PGD-ε8 detection AUC at the {best}-step VLM (accuracy {points[best]:.2f}), PIP vs linear SVC on the "
+        "visual-token embeddings", [auc[best][s] for s in seeds], [svm[best][s] for s in seeds],
+        ours_label="pip", baseline_label="baseline_visual_tokens",
+        why={"not_reproduced": f"Even at the best budget the visual tokens carry the perturbation at least as well "
+                               f"as the probe's attention ({trend}).",
+             "direction_only": f"PIP is ahead on average but within seed noise ({trend}).",
+             "reproduced": f"Per budget: {trend}."}))
+    return claims
+
+
 def evaluate(data: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Claims (recall, precision, black-box recall vs the paper; AUC vs the visual-token SVM) and the noise control."""
     rows = data["rows"]
     noise = noise_control(rows)
-    controls = [noise] if noise else []
+    controls = [c for c in (noise, attack_control(rows)) if c]
     scale = _scale(data.get("config", {}))
     if noise:
         scale += (". The noise control passes (same-ε random noise is not flagged more than clean images)"
@@ -115,4 +194,5 @@ def evaluate(data: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str,
                                    "as the probe's attention over them.",
                  "direction_only": "In this tiny VLM the visual tokens carry nearly as much of the perturbation "
                                    "as the probe's attention over them."}))
+    claims += scaling_claims(rows)
     return claims, controls

@@ -52,12 +52,17 @@ class PIPTrainConfig:
     standardize: bool = True  # False = official raw features (under-fits a small model, brief §8.4)
     step: int = 1  # 1: first answer token's attention (official); 0: last prompt token
     token_pool: int = 1  # average-pool visual tokens (LLaVA: 2 → 576 to 144)
+    # HF backends: pixel normalisation; empty = the checkpoint's image processor (SigLIP: 0.5), else CLIP's
+    image_mean: list[float] = dataclasses.field(default_factory=list)
+    image_std: list[float] = dataclasses.field(default_factory=list)
     n_train: int = 400  # clean training images (tiny backend; HF: 80% of the folder)
     n_test: int = 200
     eps: float = 8.0  # PGD ε in 1/255 units (brief §3)
     alpha: float = 2.0  # PGD step in 1/255 units
     steps: int = 20
     init: str = "uniform"  # or "official_plus_alpha" (the official constant start)
+    attack_loss: str = "sequence"  # CE of the whole clean answer (official `llm`) | "first_token"
+    loss_alignment: str = "next_token"  # or "hf431" (the official off-by-one scoring of decoder-only LLMs)
     seed: int = 0
     vlm: TinyVLMConfig = dataclasses.field(default_factory=TinyVLMConfig)
 
@@ -66,6 +71,10 @@ class PIPTrainConfig:
             raise ValueError(f"backend must be 'tiny' or one of {sorted(HF_ADAPTERS)}, got {self.backend!r}")
         if not self.probes:  # the tiny VLM's scenes never contain a purple star; real VLMs get the paper's probe
             self.probes = list(sc.DEFAULT_PROBES[:1] if self.backend == "tiny" else HF_DEFAULT_PROBES[:1])
+        if self.attack_loss not in ("sequence", "first_token"):
+            raise ValueError(f"attack_loss must be 'sequence' or 'first_token', got {self.attack_loss!r}")
+        if self.loss_alignment not in ("next_token", "hf431"):
+            raise ValueError(f"loss_alignment must be 'next_token' or 'hf431', got {self.loss_alignment!r}")
         if not 1 <= self.alarm_k <= len(self.probes):
             raise ValueError(f"alarm_k must be between 1 and the number of probes ({len(self.probes)})")
 
@@ -82,6 +91,7 @@ class DetectorBundle:
     token_pool: int = 1
     image_size: int = 32
     vlm_file: str = "tiny_vlm.pt"
+    normalisation: dict[str, list[float]] = dataclasses.field(default_factory=dict)  # HF: image_mean/image_std set
     root: Path | None = None  # folder of detector.pkl (set on load)
     _extractor: Any = dataclasses.field(default=None, repr=False)
 
@@ -93,7 +103,7 @@ class DetectorBundle:
                 self._extractor = TinyVLMAdapter(model, step=self.step)
             else:
                 self._extractor = HF_ADAPTERS[self.backend].from_pretrained(
-                    self.checkpoint, step=self.step, token_pool=self.token_pool)
+                    self.checkpoint, step=self.step, token_pool=self.token_pool, **self.normalisation)
         return self._extractor
 
     def features(self, images: torch.Tensor) -> np.ndarray:
@@ -163,6 +173,7 @@ def train_detector(config: PIPTrainConfig, out: str | Path) -> tuple[DetectorBun
     """Build clean/PGD training data, fit the detector, and evaluate it on held-out images."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    normalisation: dict[str, list[float]] = {}
     if config.backend == "tiny":
         model, info = pretrained_tiny_vlm(config.vlm)
         save_tiny_vlm(model, info, out / "tiny_vlm.pt")
@@ -174,11 +185,14 @@ def train_detector(config: PIPTrainConfig, out: str | Path) -> tuple[DetectorBun
         if not config.checkpoint or not config.images:
             raise ConfigError(f"backend {config.backend!r} needs --checkpoint DIR (a local HF checkpoint) and "
                               f"--images FOLDER (clean training images)")
+        normalisation = {k: list(v) for k, v in (("image_mean", config.image_mean), ("image_std", config.image_std))
+                         if v}
         adapter = HF_ADAPTERS[config.backend].from_pretrained(config.checkpoint, step=config.step,
-                                                              token_pool=config.token_pool)
+                                                              token_pool=config.token_pool, **normalisation)
         train, test = _hf_task_sets(config, adapter)
         image_size, info = adapter.image_size, {}
-    attack = dict(eps=config.eps / 255, alpha=config.alpha / 255, steps=config.steps, init=config.init)
+    attack = dict(eps=config.eps / 255, alpha=config.alpha / 255, steps=config.steps, init=config.init,
+                  loss=config.attack_loss, alignment=config.loss_alignment)
     train_adv, train_success = attack_set(adapter, train, "pgd", seed=config.seed, desc="PGD train", **attack)
     test_adv, test_success = attack_set(adapter, test, "pgd", seed=config.seed + 1, desc="PGD test", **attack)
     features = ProbeAttentionFeatures(adapter, config.probes)
@@ -197,6 +211,6 @@ def train_detector(config: PIPTrainConfig, out: str | Path) -> tuple[DetectorBun
         save_png(test.images[i], out / "examples" / f"clean_{i}.png")
         save_png(test_adv[i], out / "examples" / f"adversarial_{i}.png")
     bundle = DetectorBundle(detector, list(config.probes), config.backend, config.checkpoint, config.step,
-                            config.token_pool, image_size)
+                            config.token_pool, image_size, normalisation=normalisation)
     bundle.root, bundle._extractor = out, adapter
     return bundle, metrics

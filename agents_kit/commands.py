@@ -18,6 +18,8 @@ from shared.errors import PaperkitsError
 @click.option("--db", default=None, help="SQLite file (default: the config's db, ioa_server.db).")
 @click.option("--host", default=None, help="Interface to bind (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default 7788, like the original).")
+@click.option("--backend", default=None, help="Storage: 'sqlite' (embedded, --db; the default) or "
+              "'nats://HOST:PORT' (NATS JetStream: run several servers over the same agents).")
 @click.option("--search", type=click.Choice(["fts5", "bm25", "openai"]), default="fts5", show_default=True,
               help="Agent search backend: 'fts5' ranks in SQLite (FTS5 bm25), 'bm25' in Python over every "
                    "profile, 'openai' embeds descriptions with an OpenAI-compatible endpoint.")
@@ -25,12 +27,13 @@ from shared.errors import PaperkitsError
 @click.option("--embed-model", default="", help="Embedding model name (with --search openai).")
 @user_errors
 def server(config_path: Path | None, overrides: tuple[str, ...], db: str | None, host: str | None,
-           port: int | None, search: str, embed_url: str, embed_model: str) -> None:
+           port: int | None, backend: str | None, search: str, embed_url: str, embed_model: str) -> None:
     """Run the IoA server (REST + WebSocket, SQLite persistence, OpenAPI at /docs, live page at /)."""
     from agents_kit.server.app import ServerConfig, run_server
     from agents_kit.server.registry import make_backend
 
-    extra = [f"{k}={v}" for k, v in (("db", db), ("host", host), ("port", port)) if v is not None]
+    extra = [f"{k}={v}" for k, v in (("db", db), ("host", host), ("port", port),
+                                                 ("backend", backend)) if v is not None]
     config = load_config(ServerConfig, config_path, [*overrides, *extra])
     run_server(config, make_backend(search, base_url=embed_url, model=embed_model))
 

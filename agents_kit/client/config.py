@@ -137,7 +137,7 @@ def token_path(config: ClientConfig) -> Path:
         return Path(config.agent.token_file).expanduser()
     from shared.paths import cache_dir
 
-    where = urlparse(config.server.url)
+    where = urlparse(config.server.url.split(",")[0].strip())  # several servers share one registry: the first
     return cache_dir("agents", f"{where.hostname}_{where.port}") / f"{config.agent.name}.token"
 
 

@@ -83,7 +83,12 @@ class AgentConnection:
                  registration_key: str | None = None):
         if complete not in ("on_return", "manual"):
             raise ValueError(f"complete must be 'on_return' or 'manual', got {complete!r}")
-        self.server_url = server_url.rstrip("/")
+        # several servers over one NATS backend (issue 19): "http://a:7788,http://b:7788" — a dropped connection or
+        # a refused request moves on to the next one (behind a load balancer, give its one address)
+        self.server_urls = [u.strip().rstrip("/") for u in str(server_url).split(",") if u.strip()]
+        if not self.server_urls:
+            raise ValueError(f"server_url {server_url!r} names no server")
+        self.server_url = self.server_urls[0]
         self.profile, self.token, self.on_message = profile, token, on_message
         self.reconnect_min_s, self.reconnect_max_s, self.ack_every = reconnect_min_s, reconnect_max_s, ack_every
         self.request_timeout_s = request_timeout_s
@@ -118,9 +123,10 @@ class AgentConnection:
         for attempt in range(retries):
             try:
                 response = await self._http.request(method, path, headers=headers, **kwargs)
-            except httpx.TransportError:  # server restarting: retry with backoff
+            except httpx.TransportError:  # server restarting: retry with backoff (on the next server, if several)
                 if attempt == retries - 1:
                     raise
+                self._next_server()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
@@ -280,10 +286,16 @@ class AgentConnection:
             if future.done():
                 self._pending.pop(message.msg_id, None)
 
+    def _next_server(self) -> None:
+        """Move on to the next of several server URLs (no-op with one)."""
+        if len(self.server_urls) > 1:
+            self.server_url = self.server_urls[(self.server_urls.index(self.server_url) + 1) % len(self.server_urls)]
+            self._http.base_url = self.server_url
+
     async def _run(self) -> None:
-        url = self.server_url.replace("http://", "ws://").replace("https://", "wss://") + "/ws"
         backoff = self.reconnect_min_s
         while not self._closing:
+            url = self.server_url.replace("http://", "ws://").replace("https://", "wss://") + "/ws"
             try:
                 async with websockets.connect(url, max_size=None, ping_interval=20, ping_timeout=60,
                                               open_timeout=10) as ws:
@@ -312,6 +324,7 @@ class AgentConnection:
                 self._connected.clear()
             if self._closing:
                 break
+            self._next_server()
             self.stats["reconnects"] += 1
             await asyncio.sleep(backoff * (1 + random.random()))
             backoff = min(backoff * 2, self.reconnect_max_s)

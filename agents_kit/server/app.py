@@ -36,7 +36,9 @@ import json
 import logging
 import re
 import secrets
+import signal
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
@@ -91,6 +93,14 @@ class ServerConfig:
     """Server settings (``paperkits agents server --config``)."""
 
     db: str = "ioa_server.db"
+    # storage backend (issue 19): "sqlite" (embedded, the file ``db``) or "nats://HOST:PORT[,nats://...]" (NATS
+    # JetStream: several server processes serve the same agents; ``db`` is then unused, each process keeps a
+    # temporary replica). Stream IOA_<nats_namespace>, buckets <nats_namespace>_agents / _cursors.
+    backend: str = "sqlite"
+    nats_namespace: str = "ioa"
+    nats_replicas: int = 1  # copies of the stream and buckets (3 in a 3-node NATS cluster)
+    nats_dedup_window_s: float = 120.0  # JetStream's Nats-Msg-Id window (older retries: the replica's index)
+    nats_replica_dir: str = ""  # where each process keeps its replica (empty: the system's temporary folder)
     host: str = "127.0.0.1"
     port: int = 7788
     admin_token: str = ""  # empty: a random one is generated and printed at start-up
@@ -118,6 +128,19 @@ class ServerConfig:
             raise ValueError("max_frame_bytes must be at least 1024")
         if self.max_nesting_depth < 0:
             raise ValueError("max_nesting_depth must be >= 0")
+        if self.backend != "sqlite" and not self.backend.startswith(("nats://", "tls://")):
+            raise ValueError(f"backend must be 'sqlite' or 'nats://HOST:PORT', got {self.backend!r}")
+
+
+def make_store(config: ServerConfig) -> Store:
+    """The backend ``config.backend`` names: the SQLite :class:`Store` or the JetStream ``NatsStore`` (the same
+    interface; routing, teaming and the protocol are written once against it)."""
+    if config.backend == "sqlite":
+        return Store(config.db, commit_delay_ms=config.commit_delay_ms, max_batch=config.commit_max_batch)
+    from agents_kit.server.nats_store import NatsStore
+
+    return NatsStore(config.backend, namespace=config.nats_namespace, replicas=config.nats_replicas,
+                     dedup_window_s=config.nats_dedup_window_s, replica_dir=config.nats_replica_dir or None)
 
 
 class IoAServer:
@@ -125,7 +148,7 @@ class IoAServer:
 
     def __init__(self, config: ServerConfig, backend: SearchBackend | None = None):
         self.config = config
-        self.store = Store(config.db, commit_delay_ms=config.commit_delay_ms, max_batch=config.commit_max_batch)
+        self.store = make_store(config)
         self.backend = bind_backend(backend, self.store)  # default: SQLite FTS5 bm25() over the store's index
         self.router = Router(self.store, max_queue=config.send_queue_limit)
         self.admin_token = config.admin_token or secrets.token_urlsafe(18)
@@ -209,11 +232,21 @@ class IoAServer:
             if conn is not None and invite:
                 conn.offer(invite, live=False)
         try:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(event.wait(), request.wait_s)
+            deadline = time.monotonic() + request.wait_s
+            while not event.is_set() and time.monotonic() < deadline:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(event.wait(), min(0.1, max(0.0, deadline - time.monotonic())))
+                if not event.is_set() and self.store.pending_team(comm_id) is None:
+                    break  # settled by another server over the same NATS backend (the last answer reached it)
         finally:
             self._team_events.pop(comm_id, None)
             outcome = self._outcomes.pop(comm_id, None)
+        if outcome is None and self.store.pending_team(comm_id) is None:
+            # settled elsewhere: the replica applied the chat, its team_up notice (members, declined) and the
+            # pending team's removal in that order
+            info, record = self.store.comm(comm_id), self.store.chat_record(comm_id)
+            if info is not None and record:
+                outcome = (info.members, sorted(record[0].extra.get("declined", [])))
         if outcome is not None:
             return TeamUpResponse(comm_id=comm_id, agent_names=outcome[0], unknown=unknown, depth=depth,
                                   declined=outcome[1])
@@ -749,8 +782,14 @@ def run_server(config: ServerConfig, backend: SearchBackend | None = None) -> No
     # took 45 ms with them, 17 ms without (issue 22 latency tail)
     gc.collect()
     gc.freeze()
-    uvicorn.run(app, host=config.host, port=config.port, log_level="warning", ws_ping_interval=None,
-                ws_per_message_deflate=_deflate(config))
+    # uvicorn re-raises SIGTERM after its graceful shutdown: exit through Python so the store is closed (the
+    # SQLite writer flushed; the NATS replica and connection dropped)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        uvicorn.run(app, host=config.host, port=config.port, log_level="warning", ws_ping_interval=None,
+                    ws_per_message_deflate=_deflate(config))
+    finally:
+        app.state.ioa.store.close()
 
 
 class ServerProcess:

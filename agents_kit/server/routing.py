@@ -153,12 +153,14 @@ class Router:
         entry, duplicate = self.store.prepare(message, members)
 
         def answer(done: Appended, duplicate: bool = duplicate) -> None:
-            if done.error is not None:
+            if isinstance(done.error, ProtocolError):  # e.g. msg_id_reused, found only after publishing (NATS)
+                reply(done.error)
+            elif done.error is not None:
                 reply(ProtocolError("unavailable", f"the message was not stored ({done.error}); send it again",
                                     message.msg_id))
             else:
                 reply(SentFrame(msg_id=done.message.msg_id, comm_id=done.message.comm_id, seq=done.message.seq,
-                                duplicate=duplicate))
+                                duplicate=duplicate or done.duplicate))
 
         if entry.settled:  # already stored (a retry after the commit's callback ran): answer now
             answer(entry)
@@ -183,7 +185,7 @@ class Router:
         """Event loop: push a committed batch to online members and viewers, then answer the senders."""
         for entry in entries:
             entry.settled = True
-            if entry.error is None:
+            if entry.error is None and not entry.fanned:  # fanned: only its sender is answered here (NATS)
                 frame = deliver_frame(entry.gseq, entry.body)  # inbox id = gseq: one frame for every member
                 for member in entry.members or self.store.members_cached(entry.message.comm_id):
                     conn = self.connections.get(member)

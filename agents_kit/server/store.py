@@ -8,6 +8,11 @@ Messages and acks go through one writer thread (group commit, issue 22): whateve
 commit ran is written in one transaction, and a sender learns its message is stored only after that commit
 returned. Per-chat seq and the store-wide inbox id are assigned in memory (recovered from the database at start)
 in queue order, so commit order, seq order and inbox order agree.
+
+This class's public methods are the storage backend interface the router, teaming and protocol code use (issue
+19): ``server/nats_store.py``'s ``NatsStore`` implements it on NATS JetStream (several server processes over
+the same agents), reusing this class as each process's local replica; ``app.make_store`` picks one by
+``ServerConfig.backend``.
 """
 
 from __future__ import annotations
@@ -72,7 +77,8 @@ class Appended:
     ``settled`` belong to the router (event-loop side).
     """
 
-    __slots__ = ("message", "body", "gseq", "members", "committed", "error", "replies", "settled", "_cv")
+    __slots__ = ("message", "body", "gseq", "members", "committed", "error", "replies", "settled", "fanned",
+                 "duplicate", "_cv")
 
     def __init__(self, message: AgentMessage, body: str, gseq: int, members: tuple[str, ...],
                  committed: threading.Condition, stored: bool = False):
@@ -81,6 +87,10 @@ class Appended:
         self.error: BaseException | None = None
         self.replies: list[Callable[[Appended, bool], None]] = []
         self.settled = stored  # a message found already stored needs no fan-out
+        # NATS backend: an entry that only answers its sender (the replica's own entry did the fan-out), and a
+        # retry found to be a duplicate only after publishing (JetStream's Nats-Msg-Id de-duplication)
+        self.fanned = False
+        self.duplicate = False
         self._cv = committed  # the store's, notified once per batch (no per-message future)
 
     def wait(self, timeout: float | None = None) -> Appended:
@@ -143,6 +153,10 @@ class Store:
             self._db.close()
         self._close_readers()
 
+    def _now(self) -> float:
+        """The timestamp a replicated write stores (the NATS backend's replicas use the operation's own)."""
+        return time.time()
+
     def _tx(self):
         # any committed transaction may have changed chat membership: drop the routing cache after it
         return _Transaction(self._db, self._lock, self._membership_changed)
@@ -199,7 +213,7 @@ class Store:
         """Create a chat and its member list in one transaction."""
         with self._tx() as db:
             db.execute("INSERT INTO comms VALUES (?,?,?,?,?,?,?)", (comm_id, team_name, initiator, parent_comm_id,
-                                                                   depth, goal, time.time()))
+                                                                   depth, goal, self._now()))
             db.executemany("INSERT OR IGNORE INTO members VALUES (?,?)", [(comm_id, m) for m in members])
 
     def comm(self, comm_id: str) -> ChatInfo | None:
@@ -603,7 +617,7 @@ class Store:
         """A team-up waiting for ``invitees`` to answer (one transaction)."""
         with self._tx() as db:
             db.execute("INSERT INTO pending_teams VALUES (?,?,?,?,?)", (comm_id, initiator, json.dumps(spec),
-                                                                       time.time(), expires_at))
+                                                                       self._now(), expires_at))
             db.executemany("INSERT INTO invites VALUES (?,?,'pending',NULL)", [(comm_id, a) for a in invitees])
 
     def pending_team(self, comm_id: str) -> tuple[str, dict[str, Any], float, dict[str, str]] | None:
@@ -634,7 +648,7 @@ class Store:
         """Record an answer; returns how many invitees of the team still have to answer (None: no such invite)."""
         with self._tx() as db:
             cur = db.execute("UPDATE invites SET status=?, answered_at=? WHERE comm_id=? AND agent=? AND "
-                             "status='pending'", ("accepted" if accept else "declined", time.time(), comm_id, agent))
+                             "status='pending'", ("accepted" if accept else "declined", self._now(), comm_id, agent))
             if cur.rowcount == 0:
                 return None
             return db.execute("SELECT COUNT(*) FROM invites WHERE comm_id=? AND status='pending'",
@@ -644,13 +658,13 @@ class Store:
         """The team is settled: unanswered invites expire, the pending entry goes."""
         with self._tx() as db:
             db.execute("UPDATE invites SET status='expired', answered_at=? WHERE comm_id=? AND status='pending'",
-                       (time.time(), comm_id))
+                       (self._now(), comm_id))
             db.execute("DELETE FROM pending_teams WHERE comm_id=?", (comm_id,))
 
     def dead_letter(self, agent: str, inbox_id: int, reason: str) -> None:
         """Record that ``agent``'s inbox entry ``inbox_id`` could not be delivered and was skipped."""
         with self._tx() as db:
-            db.execute("INSERT OR IGNORE INTO dead_letters VALUES (?,?,?,?)", (agent, inbox_id, reason, time.time()))
+            db.execute("INSERT OR IGNORE INTO dead_letters VALUES (?,?,?,?)", (agent, inbox_id, reason, self._now()))
 
     def security_stats(self) -> dict[str, int]:
         """Counts for the admin's ``/health``: pending invites and dead letters."""

@@ -111,8 +111,10 @@ class Fleet:
     """``n_agents`` registered, connected and teamed up in groups of ``group_size`` on one server; reused by
     several load phases (setting up 1,000 agents costs seconds), audited once at the end."""
 
-    def __init__(self, server: Any, spec: TrafficSpec):
+    def __init__(self, server: Any, spec: TrafficSpec, urls: list[str] | None = None):
         self.server, self.spec, self.rng = server, spec, random.Random(spec.seed)
+        # several servers over one NATS backend: agent i starts on urls[i % len(urls)] and fails over to the next
+        self.urls = list(urls or [server.url])
         tag = new_id()[:6]
         self.names = [f"load{tag}_{i:04d}" for i in range(spec.n_agents)]
         self.recorder = _Recorder()
@@ -128,9 +130,11 @@ class Fleet:
 
     async def start(self) -> Fleet:
         tokens = await _register_all(self.server.url, self.names, ["load-test agent"] * len(self.names))
-        self.conns = {n: AgentConnection(self.server.url, AgentProfile(name=n), token=tokens[n],
-                                         on_message=self.recorder.handler(n), reconnect_min_s=0.05,
-                                         reconnect_max_s=1.0) for n in self.names}
+        k = len(self.urls)
+        self.conns = {n: AgentConnection(",".join(self.urls[i % k:] + self.urls[:i % k]), AgentProfile(name=n),
+                                         token=tokens[n], on_message=self.recorder.handler(n),
+                                         reconnect_min_s=0.05, reconnect_max_s=1.0)
+                      for i, n in enumerate(self.names)}
         await asyncio.gather(*(c.start(timeout=60) for c in self.conns.values()))
         for group in self.groups:
             response = await self.conns[group[0]].team_up(TeamUpRequest(agent_names=group[1:], goal="load test"))

@@ -59,3 +59,22 @@ def test_one_seed_gives_direction_only_and_no_tasks_no_claims():
     found = verdicts(payload(seeds=(0,)))
     assert found["ioa-messages-vs-broadcast"]["verdict"] == "direction_only"
     assert evaluate({"rows": payload()["rows"][:1]}) == ([], [])
+
+
+def test_the_multi_node_claim_compares_three_nats_processes_with_one_per_seed():
+    def rows(three):
+        out = []
+        for seed in (0, 1, 2):
+            for arm, value in (("nats_1proc", 5000.0 + seed), ("nats_3proc", three + seed), ("sqlite_1proc", 9e3)):
+                out.append({"part": "multi_node", "arm": arm, "seed": seed, "n_agents": 200.0,
+                            "saturation_deliveries_per_s": value})
+        return out
+
+    data = payload()
+    assert "ioa-nats-scale-out" not in verdicts(data)  # no multi_node part, no claim
+    data["rows"] += rows(9000.0)
+    assert verdicts(data)["ioa-nats-scale-out"]["verdict"] == "reproduced"
+    data = payload()
+    data["rows"] += rows(3000.0)
+    claim = verdicts(data)["ioa-nats-scale-out"]
+    assert claim["verdict"] == "not_reproduced" and "share the same cores" in claim["why"]

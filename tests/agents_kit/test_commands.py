@@ -46,3 +46,11 @@ def test_schema_command_writes_json(tmp_path):
     out = tmp_path / "schema.json"
     assert CliRunner().invoke(group, ["schema", "--out", str(out)]).exit_code == 0
     assert json.loads(out.read_text())["protocol"] == "ioa/1"
+
+
+def test_server_takes_a_backend_and_refuses_an_unknown_one():
+    runner = CliRunner()
+    assert "--backend" in runner.invoke(group, ["server", "--help"]).output
+    result = runner.invoke(group, ["server", "--backend", "postgres://db:5432"])
+    assert result.exit_code != 0
+    assert "backend must be 'sqlite' or 'nats://HOST:PORT'" in result.output

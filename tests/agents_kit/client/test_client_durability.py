@@ -14,7 +14,7 @@ from agents_kit.client.state import ClientState, read_handled
 from agents_kit.protocol import AgentMessage, AgentProfile, MessageType, TeamUpRequest
 from agents_kit.workloads.client_faults import ClientFaultSpec, client_faults
 from shared.errors import DataError
-from tests.agents_kit.conftest import register, run
+from tests.agents_kit.conftest import BOTH_BACKENDS, register, run
 
 
 async def _crash(conn: AgentConnection) -> None:
@@ -41,6 +41,7 @@ def _deliver(inbox_id: int, msg_id: str, seq: int, sender: str = "A", comm: str 
     return {"op": "deliver", "inbox_id": inbox_id, "message": message.model_dump(mode="json")}
 
 
+@BOTH_BACKENDS
 def test_a_client_restarted_after_a_crash_resumes_from_its_state_file(server, tmp_path):
     # before: the cursor lived in memory and a new connection said resume_after=0, so the whole inbox came again
     tokens = {n: register(server, n) for n in ("A", "B")}
@@ -76,6 +77,7 @@ def test_a_client_restarted_after_a_crash_resumes_from_its_state_file(server, tm
     assert [r["seq"] for r in handled] == list(range(1, 27)) and len(handled) == 26
 
 
+@BOTH_BACKENDS
 def test_a_fresh_client_without_state_resumes_after_the_servers_acknowledged_cursor(server):
     tokens = {n: register(server, n) for n in ("A", "B")}
 

@@ -91,3 +91,17 @@ def test_rejected_sends_raise_and_bad_tokens_are_refused(server):
             await conn.close()
 
     run(main())
+
+
+def test_several_server_urls_are_one_deployment_for_the_client(monkeypatch, tmp_path):
+    from agents_kit.client.config import ClientConfig, token_path
+
+    monkeypatch.setenv("PAPERKITS_CACHE", str(tmp_path))
+    conn = AgentConnection("http://a:7788, http://b:7789/", AgentProfile(name="x"))
+    assert conn.server_urls == ["http://a:7788", "http://b:7789"] and conn.server_url == "http://a:7788"
+    conn._next_server()
+    assert conn.server_url == "http://b:7789" and str(conn._http.base_url).startswith("http://b:7789")
+    run(conn._http.aclose())
+    config = ClientConfig()
+    config.server.url = "http://a:7788,http://b:7789"
+    assert token_path(config).parent.name == "a_7788"  # one token for the deployment, keyed by the first server

@@ -7,7 +7,9 @@ import httpx
 import pytest
 import websockets
 
-from tests.agents_kit.conftest import auth, register, run
+from tests.agents_kit.conftest import BACKENDS, auth, register, run
+
+pytestmark = pytest.mark.parametrize("ioa_backend", BACKENDS, indirect=True)
 
 
 def _ws(server) -> str:

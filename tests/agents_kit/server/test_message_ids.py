@@ -10,7 +10,7 @@ import websockets
 
 from agents_kit.protocol import AgentMessage, AgentProfile, MessageType, ProtocolError
 from agents_kit.server.store import Store
-from tests.agents_kit.conftest import auth, register, run
+from tests.agents_kit.conftest import BOTH_BACKENDS, auth, register, run
 
 
 def _message(comm: str, sender: str, text: str, msg_id: str) -> AgentMessage:
@@ -90,6 +90,7 @@ def _send_frame(comm, sender, content, msg_id):
                                                  "content": content, "msg_id": msg_id}})
 
 
+@BOTH_BACKENDS
 def test_another_agents_msg_id_neither_drops_my_message_nor_reveals_its_chat(server):
     tokens = {n: register(server, n) for n in ("Alice", "Bob", "Carol", "Dave")}
     chat_ab = httpx.post(f"{server.url}/teamup", json={"agent_names": ["Bob"]}, headers=auth(tokens["Alice"])).json()

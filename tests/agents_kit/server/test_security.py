@@ -19,7 +19,7 @@ from agents_kit.protocol import (
     TeamUpRequest,
 )
 from agents_kit.server.app import IoAServer, ServerConfig
-from tests.agents_kit.conftest import auth, register, run
+from tests.agents_kit.conftest import BOTH_BACKENDS, auth, register, run
 
 pytestmark = pytest.mark.server
 
@@ -116,6 +116,7 @@ def test_content_limit_is_the_same_over_http_and_websocket(server_factory):
     run(main())
 
 
+@BOTH_BACKENDS
 def test_an_entry_too_large_for_the_client_is_dead_lettered_and_delivery_goes_on(server):
     a, b, c = register(server, "A"), register(server, "B"), register(server, "C")
     comm = _team(server, a, ["B", "C"]).json()["comm_id"]
@@ -147,6 +148,7 @@ def test_an_entry_too_large_for_the_client_is_dead_lettered_and_delivery_goes_on
 
 
 # --- 2. consent, registration key, rate limits ------------------------------------------------------------
+@BOTH_BACKENDS
 def test_team_up_without_consent_puts_nothing_in_the_inbox(server):
     m = register(server, "Mallory")
     v = register(server, "Victim", open_to_teams=False)
@@ -178,6 +180,7 @@ def test_team_up_without_consent_puts_nothing_in_the_inbox(server):
     assert httpx.get(f"{server.url}/chats", headers=auth(v)).json() == []
 
 
+@BOTH_BACKENDS
 def test_accepted_invites_and_allowlists_form_the_team_and_refusals_are_reported(server):
     alice = register(server, "Alice")
     bob = register(server, "Bob", open_to_teams=False)
@@ -207,6 +210,7 @@ def test_accepted_invites_and_allowlists_form_the_team_and_refusals_are_reported
     assert _contents(server, alice, comm)[0] == "Alice formed team " + comm
 
 
+@BOTH_BACKENDS
 def test_unanswered_invites_expire_and_the_team_starts_without_them(server_factory):
     server = server_factory(invite_ttl_s=0.5)
     a = register(server, "A")
@@ -386,6 +390,7 @@ def test_client_config_sets_the_consent_rule_and_the_registration_key(monkeypatc
     run(main())
 
 
+@BOTH_BACKENDS
 def test_a_pending_team_up_survives_a_server_restart(server_factory):
     first = server_factory()
     a = register(first, "A")

@@ -1,6 +1,8 @@
 """The one place that adapts RecBole 1.2.1 to today's numpy, SciPy and torch.
 
-Import this module (``recsys_kit`` code does, via :func:`recbole_config`) before building RecBole models:
+The plug-ins apply :func:`patch_graph_models` when imported (``recsys_kit.damrs.model``,
+``recsys_kit.negsampling.hook``, i.e. ``from recsys_kit.negsampling import NegSamplingTrainer``), and so does
+:func:`recbole_config`; so a user's own ``recbole.config.Config`` + ``Trainer`` work too:
 
 - SciPy ≥ 1.12 removed ``dok_matrix._update``, which RecBole's LightGCN, NGCF and NCL use to build their
   normalised adjacency. :func:`patch_graph_models` replaces their ``get_norm_adj_mat`` with an equivalent

@@ -10,7 +10,10 @@ from recsys_kit.damrs.train import TrainResult
 
 
 def injected_pair_scores(result: TrainResult, injected: pd.DataFrame) -> dict[str, float]:
-    """Mean w⁺ on injected vs genuine training pairs, the AUC of −w⁺ and of −score for finding injected ones."""
+    """Mean w⁺ on injected vs genuine training pairs, the AUC of −w⁺ and of −score for finding injected ones.
+
+    A model without item views (the plain backbone) has no w⁺: only its own score is evaluated (``score_*``).
+    """
     from sklearn.metrics import roc_auc_score
 
     model, dataset = result.model, result.train_data.dataset
@@ -21,13 +24,20 @@ def injected_pair_scores(result: TrainResult, injected: pd.DataFrame) -> dict[st
     injected_keys = set(zip(np.atleast_1d(user_ids).tolist(), np.atleast_1d(item_ids).tolist()))
     label = np.array([(u, i) in injected_keys for u, i in zip(users.tolist(), items.tolist())])
     model.eval()
-    weights = model.positive_weights(users.to(model.device), items.to(model.device)).cpu().numpy()
     with torch.no_grad():
         rep = model.forward()
         scores = (rep["user"][users] * rep["item"][items]).sum(-1).cpu().numpy()
-    out = {"w_pos_injected": float(weights[label].mean()), "w_pos_genuine": float(weights[~label].mean()),
-           "n_injected_found": float(label.sum())}
-    if 0 < label.sum() < len(label):
-        out["w_pos_auc"] = float(roc_auc_score(label, -weights))
+    def mean(values: np.ndarray) -> float:
+        return float(values.mean()) if len(values) else float("nan")
+
+    out = {"n_injected_found": float(label.sum()), "score_injected": mean(scores[label]),
+           "score_genuine": mean(scores[~label])}
+    separable = 0 < label.sum() < len(label)
+    if separable:
         out["score_auc"] = float(roc_auc_score(label, -scores))
+    if model.graphs:
+        weights = model.positive_weights(users.to(model.device), items.to(model.device)).cpu().numpy()
+        out.update({"w_pos_injected": mean(weights[label]), "w_pos_genuine": mean(weights[~label])})
+        if separable:
+            out["w_pos_auc"] = float(roc_auc_score(label, -weights))
     return out

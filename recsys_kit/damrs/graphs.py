@@ -74,7 +74,7 @@ def global_mean_cosine(unit: torch.Tensor, active: torch.Tensor) -> float:
 
 def knn_content_graphs(features: list[torch.Tensor], k: int = 10, consistency: bool = True,
                        active: torch.Tensor | None = None, chunk_size: int = 1024,
-                       tie_break: bool = True) -> tuple[list[NeighbourGraph], dict[str, float]]:
+                       tie_break: bool = True, include_self: bool = True) -> tuple[list[NeighbourGraph], dict[str, float]]:
     """One kNN graph per modality; with ``consistency`` an edge survives only if above-mean in every modality.
 
     ``features[m]`` is (N, d_m) in internal item order; rows where ``active`` is False (RecBole's PAD item
@@ -83,7 +83,9 @@ def knn_content_graphs(features: list[torch.Tensor], k: int = 10, consistency: b
     Returns the graphs and diagnostics (mean similarities, fraction of kNN edges the mask removed).
     ``tie_break`` adds 1e-4 × the other modalities' mean similarity before top-k, so exact ties (identical
     genre sets) are resolved by content instead of by memory order (our choice; the official code leaves
-    ties to ``torch.topk``).
+    ties to ``torch.topk``). ``include_self=False`` drops the item from its own list (not official: with it,
+    every view carries the item's own ID embedding, so the denoising weight partly mirrors the collaborative
+    score even when the content is random — the switch lets that be measured).
     """
     if not features:
         raise DataError("DA-MRS needs at least one content modality (got none)")
@@ -102,6 +104,9 @@ def knn_content_graphs(features: list[torch.Tensor], k: int = 10, consistency: b
         stop = min(start + chunk_size, n)
         sims = [u[start:stop] @ u.T for u in units]  # each (chunk, N)
         col_ok = active.unsqueeze(0).expand(stop - start, n)
+        if not include_self:
+            col_ok = col_ok.clone()
+            col_ok[torch.arange(stop - start), torch.arange(start, stop)] = False
         bad = ~col_ok
         if consistency:
             for sim, mean in zip(sims, means):
@@ -131,7 +136,8 @@ def knn_content_graphs(features: list[torch.Tensor], k: int = 10, consistency: b
 
 
 def behaviour_graph(interactions: sp.spmatrix, n_items: int, topk: int = 2, min_co_users: int = 2,
-                    active: torch.Tensor | None = None, chunk_size: int = 2048) -> NeighbourGraph:
+                    active: torch.Tensor | None = None, chunk_size: int = 2048,
+                    include_self: bool = True) -> NeighbourGraph:
     """Item–item co-interaction graph ("IIB", brief §2.1 step 5), from the TRAIN user×item matrix.
 
     C_ij = users who interacted with both i and j (i ≠ j); keep C_ij ≥ ``min_co_users``; per row the top
@@ -157,7 +163,7 @@ def behaviour_graph(interactions: sp.spmatrix, n_items: int, topk: int = 2, min_
         top = torch.topk(score, topk, dim=1)
         ok = co.gather(1, top.indices) > 0
         indices[start:stop, 0] = rows
-        valid[start:stop, 0] = True
+        valid[start:stop, 0] = include_self  # the official self-loop (include_self=False drops it)
         indices[start:stop, 1:] = top.indices
         valid[start:stop, 1:] = ok
     valid &= active.unsqueeze(1)

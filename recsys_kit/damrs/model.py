@@ -24,8 +24,10 @@ from recsys_kit.damrs.losses import (
     item_alignment_loss,
     user_alignment_loss,
 )
-from recsys_kit.recbole_compat import symmetric_norm_adj
+from recsys_kit.recbole_compat import patch_graph_models, symmetric_norm_adj
 from shared.errors import ConfigError, TrainingDivergedError
+
+patch_graph_models()  # a user's own RecBole Config/Trainer works once the plug-in is imported (idempotent)
 
 # Official defaults (XMUDM/DA-MRS src/configs, brief §8.3); any RecBole config key overrides them.
 DAMRS_DEFAULTS: dict[str, Any] = {
@@ -51,6 +53,7 @@ DAMRS_DEFAULTS: dict[str, Any] = {
     "modality_token_files": None,   # one token file per modality (row order); None = row r is item "r"
     "graph_chunk_size": 1024,
     "tie_break": True,
+    "include_self": True,           # official: each item is in its own neighbour lists (False: measure the effect)
 }
 
 BACKBONES = ("lightgcn", "mf", "vbpr")
@@ -104,7 +107,8 @@ class DAMRS(GeneralRecommender):
                                   "(set modality_files, or turn use_content_graphs off for the plain backbone)")
             graphs, stats = knn_content_graphs(aligned, k=int(opt["knn_k"]), consistency=bool(opt["use_consistency"]),
                                                active=self.active_items, chunk_size=int(opt["graph_chunk_size"]),
-                                               tie_break=bool(opt["tie_break"]))
+                                               tie_break=bool(opt["tie_break"]),
+                                               include_self=bool(opt["include_self"]))
             self.graphs += graphs
             self.view_names += self.modality_names
             for key, value in stats.items():  # "mean_cosine_<m>" -> "mean_cosine_<modality name>"
@@ -113,7 +117,8 @@ class DAMRS(GeneralRecommender):
                 self.graph_stats[key] = value
         if opt["use_iib"]:
             self.graphs.append(behaviour_graph(train_matrix, self.n_items, topk=int(opt["iib_topk"]),
-                                               min_co_users=int(opt["iib_min_co"]), active=self.active_items))
+                                               min_co_users=int(opt["iib_min_co"]), active=self.active_items,
+                                               include_self=bool(opt["include_self"])))
             self.view_names.append("behaviour")
         for i, graph in enumerate(self.graphs):
             self.graph_stats[f"edges_{self.view_names[i]}"] = float(graph.n_edges)
@@ -247,6 +252,9 @@ class DAMRS(GeneralRecommender):
     @torch.no_grad()
     def positive_weights(self, users: torch.Tensor, items: torch.Tensor, batch_size: int = 8192) -> torch.Tensor:
         """Denoised-BPR w⁺ of arbitrary (user, item) pairs — the model's own noise score (low = suspicious)."""
+        if not self.graphs:
+            raise ConfigError("this model has no item views (use_content_graphs and use_iib are off), so it has no "
+                              "denoised-BPR weight w⁺; score the pairs with predict() instead")
         rep = self.forward()
         out = []
         for start in range(0, users.numel(), batch_size):

@@ -14,6 +14,12 @@ from shared.config import save_config, to_dict
 from shared.errors import ConfigError, DataError, TrainingDivergedError
 from shared.progress import progress
 
+# Negatives convention, identical for every arm (backbones, ablations, DA-MRS): one uniform negative per positive
+# from the items NOT in the user's *training* interactions — RecBole's convention (its train-phase sampler knows
+# only the training split). A held-out (valid/test) item of the user can therefore be drawn as a negative, as
+# in RecBole and MMRec; excluding them would leak the held-out split into training.
+NEGATIVES: dict[str, Any] = {"distribution": "uniform", "sample_num": 1}
+
 
 @dataclasses.dataclass
 class DAMRSConfig:
@@ -38,6 +44,7 @@ class DAMRSConfig:
     ai_max_items: int | None = None
     reg_weight: float = 0.1
     tie_break: bool = True
+    include_self: bool = True
 
     def __post_init__(self) -> None:
         if self.backbone not in ("lightgcn", "mf", "vbpr"):
@@ -104,7 +111,7 @@ def recbole_settings(cfg: TrainConfig, checkpoint_dir: Path) -> dict[str, Any]:
         "benchmark_filename": ["train", "valid", "test"],
         "load_col": {"inter": ["user_id", "item_id"]},
         "eval_args": {"group_by": "user", "order": "TO", "mode": "full"},
-        "train_neg_sample_args": {"distribution": "uniform", "sample_num": 1},
+        "train_neg_sample_args": dict(NEGATIVES),
         "epochs": cfg.epochs,
         "learning_rate": cfg.learning_rate,
         "train_batch_size": cfg.train_batch_size,

@@ -2,11 +2,12 @@
 
 ``get_sampler(name, **params)`` builds any sampler; :class:`NegSamplingTrainer` plugs it into RecBole's own
 ``Trainer`` for RecBole's own models. Families (one module each): ``static`` (uniform, popularity,
-predefined), ``dynamic`` (dns, dns_mn, cns, ahns, srns, mixgcf, dens), ``adversarial`` (irgan),
+predefined), ``dynamic`` (dns, dns_mn, cns, ahns, srns, mixgcf, dens; ``mcns`` in its own module), ``adversarial`` (irgan),
 ``reweighting`` (pris, tce), ``knowledge`` (kg_neighbour, kgpolicy).
 """
 
-from recsys_kit.negsampling import adversarial, dynamic, knowledge, reweighting, static  # noqa: E402,F401  (registry)
+# every family registers its samplers on import (base.py knows none of them: no import circle)
+from recsys_kit.negsampling import adversarial, dynamic, knowledge, mcns, reweighting, static  # noqa: E402,F401
 from recsys_kit.negsampling.base import (
     SAMPLERS,
     Negatives,

@@ -236,9 +236,11 @@ def register(cls: type[NegativeSampler]) -> type[NegativeSampler]:
 
 
 def get_sampler(name: str, **kwargs: Any) -> NegativeSampler:
-    """Build a sampler by name (``uniform``, ``dns``, ``mixgcf``, …) with its hyper-parameters."""
-    from recsys_kit.negsampling import adversarial, dynamic, knowledge, reweighting, static  # noqa: F401
+    """Build a sampler by name (``uniform``, ``dns``, ``mixgcf``, …) with its hyper-parameters.
 
+    Each family module registers its samplers where they are defined; the package ``__init__`` imports every
+    family, so any import of ``recsys_kit.negsampling`` (or one of its modules) fills :data:`SAMPLERS`.
+    """
     if name not in SAMPLERS:
         raise ConfigError(f"unknown negative sampler {name!r}; choose one of {sorted(SAMPLERS)}")
     try:

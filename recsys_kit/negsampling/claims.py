@@ -7,7 +7,9 @@ the ``all_positive`` setting, paired by seed (RecBole's seed also reshuffles the
 arms the profile did not run is ``untestable``.
 
 Control: our uniform sampler runs through the same sampler hook as every other sampler but carries no hardness
-signal; against RecBole's own uniform sampler its gain must vanish (the hook alone changes nothing).
+signal; against RecBole's own uniform sampler its gain must vanish (the hook alone changes nothing). Planted
+controls (:mod:`.synthetic`): on near-duplicate items a hard-negative sampler must beat uniform (positive); on
+the same data without the side preference its gain must vanish (negative).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ METRIC_TEXT = "test NDCG@20 (full ranking, ml-100k, best-validation checkpoint)"
 NATIVE_UNIFORM = "recbole_uniform"  # == experiment.NATIVE_UNIFORM (not imported: it would pull RecBole in)
 LABELS = {"uniform": "uniform (RNS)", "popularity": "popularity^0.75", "dns": "DNS (argmax of 16)",
           "dns_mn": "DNS(M,N) (5 of 16)", "dens": "DENS", "ahns": "AHNS", "srns": "SRNS", "mixgcf": "MixGCF",
+          "mcns": "MCNS",
           NATIVE_UNIFORM: "RecBole's uniform"}
 
 DNS_FALSE_NEGATIVES = ("On dense ml-100k (~86 train items per user) the argmax of 16 candidates often is a "
@@ -64,6 +67,13 @@ CLAIMS: list[tuple[str, str, str, str, bool, str, str, dict[str, str]]] = [
      "MixGCF (hop and positive mixing of hard candidates) beats uniform negatives on LightGCN.",
      "MixGCF official logs (LightGCN) Recall@20 RNS->MixGCF: Yelp2018 0.0628->0.0713, Amazon 0.0505->0.0610; "
      "DENS logs NDCG@20 Beauty 0.0205->0.0228.", {}),
+    ("ns-bpr-mcns", "BPR", "mcns", "uniform", True,
+     "MCNS (Metropolis-Hastings negatives, p_n ∝ p_d^alpha) beats uniform negatives on MF/BPR.",
+     "The survey places MCNS with IRGAN/AdvIR, above RNS and below DNS (survey §6 ordering); MCNS (KDD'20) "
+     "reports gains over RNS/PinSage/DNS on its recommendation datasets.", {}),
+    ("ns-lightgcn-mcns", "LightGCN", "mcns", "uniform", True,
+     "MCNS beats uniform negatives on LightGCN.",
+     "The survey's ordering: RNS < MCNS (survey §6).", {}),
     ("ns-bpr-popularity", "BPR", "popularity", "uniform", False,
      "Popularity-based static negatives (p ∝ f^0.75) are worse than uniform negatives on full ranking.",
      "The survey: popularity SNS <= RNS on full-ranking metrics; the brief's ml-100k prototype: about -0.05 test "
@@ -132,6 +142,37 @@ def _hook_control(data: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _planted_controls(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Hard vs uniform negatives on planted near-duplicate items (positive) and without the side (negative)."""
+    out = []
+    rows = [r for r in data["rows"] if str(r.get("setting", "")).startswith("control-")]
+    for sampler in dict.fromkeys(r["sampler"] for r in rows if r["sampler"] != "uniform"):
+        for setting, kind in (("control-planted", "positive"), ("control-null", "negative")):
+            sub = [r for r in rows if r["setting"] == setting]
+            a, b, seeds = paired(sub, METRIC, ours={"sampler": sampler}, baseline={"sampler": "uniform"})
+            if not seeds:
+                continue
+            test = compare("", "", "", METRIC, a, b)
+            ci = test["diff_ci95"]
+            ci_text = f"95% CI [{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else "no CI"
+            planted = kind == "positive"
+            out.append(control(
+                f"ns-planted-{kind}-{sampler}", kind,
+                setting=("BPR (d=16) on planted near-duplicate items (recsys_kit.negsampling.synthetic): each user "
+                         "prefers one of two twin item groups that the same users interact with" if planted else
+                         "the same near-duplicate data with the side preference removed (each interaction picks "
+                         "either twin group at random): nothing for hard negatives to find"),
+                expect=(f"{LABELS.get(sampler, sampler)} beats uniform negatives on test NDCG@20 (paired 95% CI "
+                        "above 0)" if planted else
+                        f"{LABELS.get(sampler, sampler)}'s test NDCG@20 gain over uniform vanishes (CI includes 0 "
+                        "or is below)"),
+                observed=f"{test['ours']:.4f} vs {test['baseline']:.4f}: difference {test['diff']:+.4f}, {ci_text} "
+                         f"over {len(seeds)} seed(s)",
+                passed=test["verdict"] == "reproduced" if planted else gain_vanishes(test),
+                diff=test["diff"], diff_ci95=ci, n_seeds=len(seeds)))
+    return out
+
+
 def evaluate(data: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The survey's ordering claims and the hook's negative control, from a negsampling results payload."""
-    return [_comparison(data, spec) for spec in CLAIMS], _hook_control(data)
+    """The survey's ordering claims, the hook's negative control and the planted near-duplicate controls."""
+    return [_comparison(data, spec) for spec in CLAIMS], _hook_control(data) + _planted_controls(data)

@@ -31,7 +31,11 @@ from recbole.data.dataloader.general_dataloader import TrainDataLoader
 from recbole.trainer import Trainer
 
 from recsys_kit.negsampling.base import NegativeSampler, PositiveIndex, SamplingContext, context_from_arrays
+from recsys_kit.recbole_compat import patch_graph_models
 from shared.errors import DataError, TrainingDivergedError
+
+# importing the plug-in makes RecBole's own Config/models/Trainer work on today's SciPy and torch (idempotent)
+patch_graph_models()
 
 
 class PositiveTrainDataLoader(TrainDataLoader):

@@ -20,9 +20,12 @@ share a KG fact with the positive ("hard by knowledge").
   computes a discounted return but uses the undiscounted per-step reward; so do we).
   Defaults are the official ones (brief §4): k_step 2, edge_threshold 64 (+64 random), num_sample 32,
   policy lr 1e-4, embedding 64 (the GraphSAGE output width).
-  Deviations (documented choices): the policy scores plain node embeddings instead of the official 2-layer
-  GraphSAGE over the collaborative KG, with no MF/KG pre-training (pre-trained weights ship in a release zip
-  that is not available offline); with ``filter_positives=True`` (default) training positives among the
+  Node representations g_n come from the official 2-layer GraphSAGE (mean aggregator, in [d, d/2] -> out
+  [d/2, d], L2-normalised) over each node's sampled KG neighbours padded with self-loops, redrawn with the
+  action sets every epoch (``encoder="embedding"`` scores raw node embeddings instead, the earlier lite form).
+  Deviations (documented choices): GraphSAGE runs over the item–attribute KG (the official collaborative KG
+  also holds user nodes; our users keep their own table), with no MF/KG pre-training (pre-trained weights
+  ship in a release zip that is not available offline); with ``filter_positives=True`` (default) training positives among the
   ``num_sample`` candidates are replaced by uniform non-positive items *before* pruning — the official code
   swaps a positive final negative for a uniform one *after* pruning (``filter_positives=False``), which on
   dense data (ml-100k: ~86 training items per user) makes the recommender's argmax land on a training positive
@@ -155,21 +158,88 @@ class KGNeighbourSampler(NegativeSampler):
         return Negatives(items)
 
 
-class _Policy(torch.nn.Module):
-    """KGPolicy-lite scorer over KG nodes: π(n | u, a) ∝ exp <g_u, LeakyReLU(g_a ⊙ g_n)>."""
+class GraphSAGE(torch.nn.Module):
+    """The official KGPolicy node encoder: 2 mean-aggregator SAGE layers (in [d, d/2] -> out [d/2, d]).
 
-    def __init__(self, n_users: int, n_nodes: int, dim: int) -> None:
+    ``h'_n = W_self h_n + W_neigh mean_{m in N(n)} h_m`` (torch_geometric's ``SAGEConv``), LeakyReLU between the
+    layers, output L2-normalised. ``N(n)`` = the node's sampled KG neighbours padded with self-loops (official
+    ``build_sampler_graph``), redrawn with the action sets every epoch.
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        hidden = max(1, dim // 2)
+        self.layers = torch.nn.ModuleList([torch.nn.ModuleDict({"self": torch.nn.Linear(d_in, d_out),
+                                                                "neigh": torch.nn.Linear(d_in, d_out, bias=False)})
+                                           for d_in, d_out in ((dim, hidden), (hidden, dim))])
+
+    def forward(self, x: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:
+        """Node representations ``[n_nodes, d]`` from features ``x [n_nodes, d]``, neighbours ``[n_nodes, k]``."""
+        for index, layer in enumerate(self.layers):
+            x = layer["self"](x) + layer["neigh"](x[neighbours].mean(1))
+            if index < len(self.layers) - 1:
+                x = F.leaky_relu(x)
+        return F.normalize(x, dim=1)
+
+
+class _Policy(torch.nn.Module):
+    """KGPolicy scorer over KG nodes: π(n | u, a) ∝ exp <g_u, LeakyReLU(g_a ⊙ g_n)>.
+
+    ``encoder="graphsage"`` (default, the official design): g_n = GraphSAGE over the KG's node embeddings;
+    ``"embedding"``: g_n = the node embedding itself (the earlier KGPolicy-lite). Users keep their own table
+    (the official graph also holds user nodes; ours is the item–attribute KG only).
+    """
+
+    def __init__(self, n_users: int, n_nodes: int, dim: int, encoder: str = "graphsage") -> None:
         super().__init__()
         self.users = torch.nn.Embedding(n_users, dim)
         self.nodes = torch.nn.Embedding(n_nodes, dim)
         torch.nn.init.xavier_uniform_(self.users.weight)  # the official entity table uses xavier_uniform
         torch.nn.init.xavier_uniform_(self.nodes.weight)
+        self.sage = GraphSAGE(dim) if encoder == "graphsage" else None
+        self.neighbours: torch.Tensor | None = None
+        self._cache: torch.Tensor | None = None
 
-    def logits(self, users: torch.Tensor, anchors: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    def set_graph(self, neighbours: torch.Tensor) -> None:
+        """The GraphSAGE neighbour lists ``[n_nodes, k]`` (redrawn every epoch)."""
+        self.neighbours = neighbours
+        self._cache = None
+
+    def node_table(self) -> torch.Tensor:
+        """g for every node (GraphSAGE output, or the raw embeddings)."""
+        if self.sage is None:
+            return self.nodes.weight
+        if self.neighbours is None:
+            raise ConfigError("KGPolicy's GraphSAGE needs its neighbour lists: call set_graph first")
+        return self.sage(self.nodes.weight, self.neighbours)
+
+    def refresh(self) -> None:
+        """Recompute the no-grad node table used for sampling (after each policy update)."""
+        with torch.no_grad():
+            self._cache = self.node_table()
+
+    def logits(self, users: torch.Tensor, anchors: torch.Tensor, actions: torch.Tensor,
+               table: torch.Tensor | None = None) -> torch.Tensor:
         """``[B, A]`` logits of actions ``[B, A]`` (node ids) from anchor nodes ``[B]``."""
-        mixed = self.nodes(anchors).unsqueeze(1) * self.nodes(actions)  # [B, A, d]
+        if table is None:
+            if torch.is_grad_enabled():
+                table = self.node_table()
+            else:
+                if self._cache is None:
+                    self.refresh()
+                table = self._cache
+        mixed = table[anchors].unsqueeze(1) * table[actions]  # [B, A, d]
         mixed = F.leaky_relu_(mixed) if not torch.is_grad_enabled() else F.leaky_relu(mixed)  # in place when sampling
         return torch.einsum("bd,bad->ba", self.users(users), mixed)
+
+
+def gcn_neighbours(kg: KnowledgeGraph, actions: torch.Tensor, edge_threshold: int) -> torch.Tensor:
+    """The first ``edge_threshold`` action columns (sampled KG neighbours) with padding slots -> self-loops."""
+    degree = torch.cat([kg.item_offsets[1:] - kg.item_offsets[:-1], kg.attr_offsets[1:] - kg.attr_offsets[:-1]])
+    n_nodes = len(degree)
+    slots = torch.arange(edge_threshold).unsqueeze(0)
+    own = torch.arange(n_nodes).unsqueeze(1).expand(-1, edge_threshold)
+    return torch.where(slots < degree.clamp(max=edge_threshold).unsqueeze(1), actions[:, :edge_threshold], own)
 
 
 def action_table(kg: KnowledgeGraph, edge_threshold: int, num_random: int,
@@ -206,8 +276,11 @@ class KGPolicySampler(NegativeSampler):
 
     def __init__(self, k_step: int = 2, edge_threshold: int = 64, num_random: int = 64, num_sample: int = 32,
                  dim: int = 64, lr: float = 1e-4, filter_positives: bool = True, policy_batch: int | None = None,
-                 seed: int | None = None) -> None:
+                 encoder: str = "graphsage", seed: int | None = None) -> None:
         super().__init__(seed)
+        if encoder not in ("graphsage", "embedding"):
+            raise ConfigError(f"kgpolicy encoder must be 'graphsage' (official) or 'embedding', got {encoder!r}")
+        self.encoder = encoder
         if min(k_step, edge_threshold, num_sample, dim) < 1 or num_random < 0:
             raise ConfigError("kgpolicy needs k_step, edge_threshold, num_sample, dim >= 1 and num_random >= 0")
         if num_sample > edge_threshold + num_random:
@@ -226,10 +299,10 @@ class KGPolicySampler(NegativeSampler):
         kg = _require_kg(ctx, self.name)
         with torch.random.fork_rng():
             torch.manual_seed(int(torch.randint(0, 2**31 - 1, (), generator=self.generator)))
-            self.policy = _Policy(ctx.n_users, kg.n_items + kg.n_attributes, self.dim)
+            self.policy = _Policy(ctx.n_users, kg.n_items + kg.n_attributes, self.dim, self.encoder)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.lr)
         self.baseline, self._epoch_rewards, self._pending = 0.0, [], None
-        self.actions = action_table(kg, self.edge_threshold, self.num_random, self.generator)
+        self._new_actions()
         self.fallback_share = 0.0
         return self
 
@@ -239,7 +312,13 @@ class KGPolicySampler(NegativeSampler):
             self.baseline = float(np.mean(self._epoch_rewards))
         self._epoch_rewards = []
         if epoch > 0:  # fresh neighbour samples and random items every epoch (official adj_epoch = 1)
-            self.actions = action_table(self._require_ctx().kg, self.edge_threshold, self.num_random, self.generator)
+            self._new_actions()
+
+    def _new_actions(self) -> None:
+        """Redraw the action sets and the GraphSAGE neighbour lists drawn with them."""
+        kg = self._require_ctx().kg
+        self.actions = action_table(kg, self.edge_threshold, self.num_random, self.generator)
+        self.policy.set_graph(gcn_neighbours(kg, self.actions, self.edge_threshold))
 
     def _replace(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Non-item ids -> random items (official ``filter_entity``); training positives -> uniform negatives."""
@@ -295,11 +374,13 @@ class KGPolicySampler(NegativeSampler):
             users, rewards = users[keep], rewards[:, keep]
             steps = [tuple(t[keep] for t in step) for step in steps]
         log_prob = []
+        table = self.policy.node_table()  # one GraphSAGE pass with gradient for the whole REINFORCE step
         for anchors, acts1, hop1, entity, acts2, hop2, _ in steps:
-            lp1 = torch.log_softmax(self.policy.logits(users, anchors, acts1), 1).gather(1, hop1.unsqueeze(1))[:, 0]
-            lp2 = torch.log_softmax(self.policy.logits(users, entity, acts2), 1).gather(1, hop2.unsqueeze(1))[:, 0]
+            lp1 = torch.log_softmax(self.policy.logits(users, anchors, acts1, table), 1).gather(1, hop1.unsqueeze(1))[:, 0]
+            lp2 = torch.log_softmax(self.policy.logits(users, entity, acts2, table), 1).gather(1, hop2.unsqueeze(1))[:, 0]
             log_prob.append(lp1 + lp2)
         loss = -((rewards - self.baseline) * torch.stack(log_prob)).sum(0).mean()
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
+        self.policy.refresh()

@@ -69,3 +69,29 @@ def test_config_ignores_our_command_line(monkeypatch, caplog):
     assert config["epochs"] != 999
     assert "will not be used in RecBole" not in caplog.text
     assert sys.argv[-1] == "--epochs=999"  # restored
+
+
+def test_importing_a_plugin_patches_recbole_idempotently():
+    """Each plug-in module patches RecBole on import (a user's own Config/Trainer then work); twice is harmless."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import importlib, sys
+        module = importlib.import_module(sys.argv[1])
+        from recbole.model.general_recommender import LightGCN
+        from recbole.trainer import trainer
+        from recsys_kit import recbole_compat
+        assert LightGCN.get_norm_adj_mat is recbole_compat._get_norm_adj_mat
+        patched = trainer.torch
+        assert patched.load.keywords == {"weights_only": False}
+        recbole_compat.patch_graph_models()
+        assert trainer.torch is patched and LightGCN.get_norm_adj_mat is recbole_compat._get_norm_adj_mat
+        import torch
+        assert torch.load is not patched.load  # scoped: user code keeps torch's safe default
+        print("ok")
+    """)
+    for plugin in ("recsys_kit.negsampling.hook", "recsys_kit.damrs"):
+        proc = subprocess.run([sys.executable, "-c", code, plugin], capture_output=True, text=True, timeout=120)
+        assert proc.stdout.strip() == "ok", proc.stderr[-2000:]

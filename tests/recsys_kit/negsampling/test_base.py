@@ -140,3 +140,27 @@ def test_every_sampler_never_returns_a_training_positive(name, batch, epoch, n_u
         assert not ctx.positives.contains(users_b, items).any(), name
         if out.weights is not None:
             torch.testing.assert_close(out.weights.sum(-1), torch.ones(batch))
+
+
+def test_base_imports_no_family_module_and_registry_still_fills():
+    """No import circle: base.py never imports the families; each registers itself, the package imports them."""
+    import ast
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import recsys_kit.negsampling.base as base_module
+
+    families = {"static", "dynamic", "adversarial", "reweighting", "knowledge", "mcns"}
+    tree = ast.parse(Path(base_module.__file__).read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("recsys_kit.negsampling"):
+            imported |= {node.module.rsplit(".", 1)[-1]} | {alias.name for alias in node.names}
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.rsplit(".", 1)[-1] for alias in node.names}
+    assert not imported & families
+    code = ("from recsys_kit.negsampling.base import get_sampler, SAMPLERS\n"
+            "print(type(get_sampler('kgpolicy')).__name__, type(get_sampler('mcns')).__name__, len(SAMPLERS))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.split()[:2] == ["KGPolicySampler", "MCNSSampler"], proc.stderr[-1500:]

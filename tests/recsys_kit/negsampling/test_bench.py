@@ -74,3 +74,32 @@ def test_full_profile_keeps_the_required_arms():
     assert {("all_positive", "LightGCN", s) for s in ("uniform", "dns", "mixgcf")} <= triples
     assert {("all_positive", "BPR", s) for s in ("recbole_uniform", "uniform", "irgan", "kgpolicy")} <= triples
     assert len(BENCHMARK.default_seeds("full")) >= 3
+
+
+def test_full_profile_runs_lightgcn_with_every_sampler_and_the_controls():
+    from recsys_kit.negsampling import sampler_names
+
+    full = PROFILES["full"]
+    triples = set(arms(full))
+    applicable = set(sampler_names()) - {"predefined"}  # predefined only where known negatives exist
+    assert {("all_positive", "LightGCN", s) for s in applicable | {"recbole_uniform"}} <= triples
+    assert "mcns" in full.samplers and "kgpolicy" in full.samplers
+    for profile in ("default", "full"):
+        assert {"uniform", "dns"} <= set(PROFILES[profile].controls["samplers"])
+
+
+def test_control_rows_are_kept_out_of_the_ordering_claims():
+    from recsys_kit.negsampling.claims import evaluate
+
+    rows = []
+    for seed in (0, 1, 2):
+        rows += [_row("uniform", seed, 0.30, 1.0), _row("dns", seed, 0.31 + 0.01 * seed, 2.0)]
+        rows += [dict(_row("uniform", seed, 0.20, 1.0), setting="control-planted"),
+                 dict(_row("dns", seed, 0.25 + 0.005 * seed, 2.0), setting="control-planted"),
+                 dict(_row("uniform", seed, 0.20, 1.0), setting="control-null"),
+                 dict(_row("dns", seed, 0.20 + 0.01 * (seed - 1), 2.0), setting="control-null")]
+    claims, controls = evaluate({"rows": rows, "profile": "default", "config": {"epochs": 10}})
+    by_id = {c["id"]: c for c in controls}
+    assert by_id["ns-planted-positive-dns"]["passed"] and by_id["ns-planted-negative-dns"]["passed"]
+    dns = next(c for c in claims if c["id"] == "ns-bpr-dns")
+    assert abs(dns["ours"] - 0.32) < 1e-9  # the ml-100k rows only

@@ -25,6 +25,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
 
 def test_bench_command_on_a_user_dataset(tiny_dataset, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PAPERKITS_WORKERS", "1")  # tiny runs: worker start-up would cost more than it saves
     out = tmp_path / "out"
     result = CliRunner().invoke(group, [
         "negsample-bench", "--dataset", "tiny", "--data-path", str(tiny_dataset), "--models", "BPR",

@@ -5,7 +5,13 @@ import torch
 from recsys_kit.negsampling import get_sampler
 from recsys_kit.negsampling.backbone import score_candidates
 from recsys_kit.negsampling.hook import build_context
-from recsys_kit.negsampling.knowledge import KnowledgeGraph, action_table, load_knowledge_graph
+from recsys_kit.negsampling.knowledge import (
+    GraphSAGE,
+    KnowledgeGraph,
+    action_table,
+    gcn_neighbours,
+    load_knowledge_graph,
+)
 from shared.errors import DataError
 
 
@@ -81,3 +87,31 @@ def test_kgpolicy_walk_is_greedy_and_prunes_every_step(tiny_recbole):
         scores = score_candidates(model, users, pool)
         anchors = pool.gather(1, scores.argmax(1, keepdim=True))[:, 0]  # prune: the recommender's argmax
     assert torch.equal(items, anchors)  # the last step's pruned item is the training negative
+
+
+def test_graphsage_encoder_uses_sampled_kg_neighbours_padded_with_self_loops():
+    kg = KnowledgeGraph.from_pairs(np.array([1, 1, 2, 3]), np.array([0, 1, 0, 1]), 5, 2)
+    table = action_table(kg, edge_threshold=3, num_random=2, generator=torch.Generator().manual_seed(0))
+    neighbours = gcn_neighbours(kg, table, 3)
+    assert neighbours.shape == (7, 3)
+    assert set(neighbours[1].tolist()) == {5, 6, 1}  # item 1: both attributes, then itself
+    assert neighbours[4].tolist() == [4, 4, 4]  # no KG neighbour: self-loops only (not random items)
+    assert set(neighbours[5].tolist()) == {1, 2, 5}  # attribute 0 -> items 1, 2, then itself
+    sage = GraphSAGE(8)
+    out = sage(torch.randn(7, 8), neighbours)
+    torch.testing.assert_close(out.norm(dim=1), torch.ones(7))
+    assert [tuple(layer["self"].weight.shape) for layer in sage.layers] == [(4, 8), (8, 4)]  # [d, d/2] -> [d/2, d]
+
+
+def test_kgpolicy_trains_its_graphsage(tiny_recbole):
+    _, train, _, _, model = tiny_recbole("BPR")
+    ctx = build_context(train.dataset, with_kg=True)
+    sampler = get_sampler("kgpolicy", num_sample=8, edge_threshold=8, num_random=8, dim=16, lr=1e-2, seed=0).bind(ctx)
+    assert sampler.policy.sage is not None
+    before = [p.detach().clone() for p in sampler.policy.sage.parameters()]
+    batch = next(iter(train))
+    sampler.sample(model, batch["user_id"], batch["item_id"])
+    sampler.after_step(model, batch)
+    assert any(not torch.equal(a, b) for a, b in zip(before, sampler.policy.sage.parameters()))
+    lite = get_sampler("kgpolicy", encoder="embedding", seed=0).bind(ctx)
+    assert lite.policy.sage is None

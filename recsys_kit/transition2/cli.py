@@ -26,19 +26,21 @@ def group() -> None:
 @click.option("--name", default=None, help="Name of the dataset to write (default ML100K-T2).")
 @click.option("--domain-field", default=None, help=".item field with the domain token or genres.")
 @click.option("--domain-map", default=None, help="TSV item_id<TAB>domain overriding --domain-field.")
+@click.option("--label-field", default=None, help=".inter column with explicit pos/neg labels (instead of ratings).")
 @click.option("--pos-threshold", type=float, default=None, help="rating >= this is positive feedback.")
 @click.option("--neg-threshold", type=float, default=None, help="rating <= this is negative feedback.")
 @click.option("--neutral", type=click.Choice(["drop", "neg", "pos"]), default=None, help="Ratings in between.")
 @click.option("--max-users", type=int, default=None, help="Seeded user subsample (0 = all).")
 def build_data(config_path: Path | None, overrides: tuple[str, ...], out: Path, source_dir: str | None,
                source_name: str | None, name: str | None, domain_field: str | None, domain_map: str | None,
-               pos_threshold: float | None, neg_threshold: float | None, neutral: str | None,
+               label_field: str | None, pos_threshold: float | None, neg_threshold: float | None, neutral: str | None,
                max_users: int | None) -> None:
     """Write <out>/<name>/<name>.inter/.item: interactions labelled with domain and pos/neg feedback."""
     from recsys_kit.transition2.data import BuildConfig, build_t2_dataset
 
     flags = {"source_dir": source_dir, "source_name": source_name, "name": name, "domain_field": domain_field,
-             "domain_map_file": domain_map, "pos_threshold": pos_threshold, "neg_threshold": neg_threshold,
+             "domain_map_file": domain_map, "label_field": label_field, "pos_threshold": pos_threshold,
+             "neg_threshold": neg_threshold,
              "neutral": neutral, "max_users": max_users}
     extra = [f"{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
     if domain_field is not None and not any(o.startswith("domain_families") for o in overrides):
@@ -73,12 +75,14 @@ def train(config_path: Path | None, overrides: tuple[str, ...], seed: int, out: 
     prepared = prepare(cfg)
     result = train_arm(prepared, cfg, checkpoint=run_dir / "checkpoint.pt")
     metrics = {**result.test.metrics, "valid_full_ndcg@10": result.valid_ndcg, "epochs": result.epochs_run,
-               "edge_weights": result.edge_weights, "loss_curve": result.loss_curve}
+               "best_epoch": result.best_epoch, "edge_weights": result.edge_weights, "loss_curve": result.loss_curve}
     atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     domains = sorted(set(result.test.domains))
-    click.echo(f"{'domain':8s} {'NDCG@10':>8s} {'HR@10':>8s} {'MRR@10':>8s}   (full in-domain ranking, test)")
-    for domain in domains:
-        click.echo(f"{domain:8s} {metrics[f'{domain}_full_ndcg@10']:8.4f} {metrics[f'{domain}_full_hr@10']:8.4f} "
-                   f"{metrics[f'{domain}_full_mrr@10']:8.4f}")
-    click.echo(f"{'all':8s} {metrics['full_ndcg@10']:8.4f} {metrics['full_hr@10']:8.4f} {metrics['full_mrr@10']:8.4f}")
-    click.echo(f"edge weights W: {result.edge_weights}; saved to {run_dir}")
+    columns = ["ndcg@5", "ndcg@10", "hr@5", "hr@10", "mrr"]
+    click.echo(f"{'domain':8s} " + " ".join(f"{c.upper():>8s}" for c in columns)
+               + "   (full in-domain ranking, test; MRR over the whole ranking)")
+    for domain in [*domains, "all"]:
+        prefix = "" if domain == "all" else f"{domain}_"
+        click.echo(f"{domain:8s} " + " ".join(f"{metrics[f'{prefix}full_{c}']:8.4f}" for c in columns))
+    click.echo(f"epochs run {result.epochs_run} (best {result.best_epoch}); edge weights W: {result.edge_weights}; "
+               f"saved to {run_dir}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -43,9 +44,14 @@ class BuildConfig:
     rating_field: str = "rating"
     time_field: str = "timestamp"
     domain_field: str = "class"          # .item field holding the domain (token) or genres (token_seq)
-    # genre family -> domain; empty = every distinct token of domain_field is its own domain (>2 domains OK)
-    domain_families: dict[str, list[str]] = dataclasses.field(default_factory=lambda: dict(ML_GENRE_DOMAINS))
+    # genre family -> domain; {} = every distinct token of domain_field is its own domain (>2 domains OK);
+    # None (default) = the MovieLens genre families (ML_GENRE_DOMAINS) for RecBole's shipped ml-100k only
+    # (source_dir ""), and no family map for any other source: a user's own domain field is used as it is.
+    domain_families: dict[str, list[str]] | None = None
     domain_map_file: str = ""            # optional TSV "item_id<TAB>domain" overriding domain_field
+    label_field: str = ""                # .inter column with explicit feedback labels; "" = use rating thresholds
+    pos_labels: tuple[str, ...] = ("1", "pos", "+1", "+", "true", "like")     # label values read as positive
+    neg_labels: tuple[str, ...] = ("0", "neg", "-1", "-", "false", "dislike")  # label values read as negative
     pos_threshold: float = 4.0           # rating >= pos_threshold -> positive (brief §5.1 convention) [R]
     neg_threshold: float = 2.0           # rating <= neg_threshold -> negative [R]
     neutral: Literal["drop", "neg", "pos"] = "drop"   # ratings strictly between the thresholds [R]
@@ -60,6 +66,15 @@ class BuildConfig:
             raise ValueError(f"neg_threshold ({self.neg_threshold}) must be below pos_threshold ({self.pos_threshold})")
         if self.min_user_positives < 3:
             raise ValueError("min_user_positives must be >= 3 (one train, one validation and one test target)")
+        self.pos_labels, self.neg_labels = tuple(map(str, self.pos_labels)), tuple(map(str, self.neg_labels))
+        if set(self.pos_labels) & set(self.neg_labels):
+            raise ValueError(f"pos_labels and neg_labels share {sorted(set(self.pos_labels) & set(self.neg_labels))}")
+
+    def families(self) -> dict[str, list[str]]:
+        """The genre-family map in force ({} = each domain token is a domain); see ``domain_families``."""
+        if self.domain_families is None:
+            return dict(ML_GENRE_DOMAINS) if not self.source_dir and self.source_name == "ml-100k" else {}
+        return dict(self.domain_families)
 
 
 @dataclasses.dataclass
@@ -76,6 +91,8 @@ class BuildStats:
     feedback_switch_rate: float
     p_pos_after_neg: float
     p_pos_after_pos: float
+    # what the builder dropped and why: rows by reason; users and items removed by each filter stage
+    dropped: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 def read_atomic(path: Path) -> pd.DataFrame:
@@ -115,10 +132,11 @@ def _item_domains(cfg: BuildConfig, source: Path) -> pd.Series:
         raise DataError(f"unknown domain field {cfg.domain_field!r}: {cfg.source_name}.item has "
                         f"{list(items.columns)}; set domain_field or give domain_map_file")
     values = items[cfg.domain_field]
-    if not cfg.domain_families:
+    family_map = cfg.families()
+    if not family_map:
         return pd.Series(values.values, index=items[cfg.item_field].values).replace("", np.nan).dropna()
-    order = list(cfg.domain_families)
-    families = {d: set(g) for d, g in cfg.domain_families.items()}
+    order = list(family_map)
+    families = {d: set(g) for d, g in family_map.items()}
 
     def pick(tokens: str) -> str | None:
         genres = set(tokens.split())
@@ -126,7 +144,26 @@ def _item_domains(cfg: BuildConfig, source: Path) -> pd.Series:
         best = int(np.argmax(counts))  # ties go to the first-listed domain (brief §5.3: A if |∩A| >= |∩B|)
         return order[best] if counts[best] > 0 else None
 
-    return pd.Series([pick(v) for v in values], index=items[cfg.item_field].values).dropna()
+    out = pd.Series([pick(v) for v in values], index=items[cfg.item_field].values).dropna()
+    empty = [d for d in order if not (out == d).any()]
+    if empty:  # the family map, not the feedback thresholds, is what left a domain without items
+        seen = sorted({t for v in values for t in v.split()})
+        raise DataError(f"the domain family map gives no item to domain(s) {empty}: no value of "
+                        f"{cfg.source_name}.item field {cfg.domain_field!r} is in their families (values seen: "
+                        f"{seen[:12]}{' ...' if len(seen) > 12 else ''}); set domain_families={{}} to use each "
+                        "token of the field as a domain, or give families that match these values")
+    return out
+
+
+def _labels(labels: pd.Series, cfg: BuildConfig) -> np.ndarray:
+    """'pos' / 'neg' per explicit label of ``label_field``; any other value is an error naming it."""
+    values = labels.astype(str).str.strip().str.lower()
+    pos, neg = {v.lower() for v in cfg.pos_labels}, {v.lower() for v in cfg.neg_labels}
+    unknown = sorted(set(values) - pos - neg)
+    if unknown:
+        raise DataError(f"{cfg.source_name}.inter label column {cfg.label_field!r} has values {unknown[:8]} that are "
+                        f"neither pos_labels {list(cfg.pos_labels)} nor neg_labels {list(cfg.neg_labels)}")
+    return np.where(values.isin(pos), POS, NEG).astype(object)
 
 
 def _feedback(ratings: np.ndarray, cfg: BuildConfig) -> np.ndarray:
@@ -155,61 +192,120 @@ def transition_statistics(frame: pd.DataFrame) -> dict[str, float]:
 
 def _check_domains(frame: pd.DataFrame, expected: list[str], cfg: BuildConfig, stage: str) -> None:
     """Every domain must keep at least one positive interaction (a target), else say which one is empty."""
+    labelling = (f"label column {cfg.label_field!r}" if cfg.label_field else
+                 f"pos >= {cfg.pos_threshold}, neg <= {cfg.neg_threshold}")
     for domain in expected:
         part = frame[frame[DOMAIN_FIELD] == domain]
         if (part[FEEDBACK_FIELD] == POS).sum() == 0:
             raise DataError(f"domain {domain!r} has no positive interaction left after {stage} "
-                            f"(pos >= {cfg.pos_threshold}, neg <= {cfg.neg_threshold}); change the thresholds, "
-                            "the filters or the domain mapping")
+                            f"({labelling}); change the thresholds/labels, the filters or the domain mapping")
+
+
+def source_folder(cfg: BuildConfig) -> Path:
+    """The folder holding ``<source_name>.inter/.item``: ``source_dir``, or RecBole's shipped copy."""
+    from recsys_kit.recbole_compat import recbole_dataset_dir
+
+    return Path(cfg.source_dir) if cfg.source_dir else recbole_dataset_dir(cfg.source_name)
+
+
+def source_fingerprint(cfg: BuildConfig) -> dict[str, str]:
+    """``{file: "<size>:<sha256[:16]>"}`` of every source file a build reads (the .inter, .item, domain map).
+
+    The dataset cache is keyed on it, so rewriting a source file (shuffled labels for a control, new rows)
+    rebuilds the data instead of serving the old build.
+    """
+    import hashlib
+
+    folder = source_folder(cfg)
+    files = [folder / f"{cfg.source_name}.inter", folder / f"{cfg.source_name}.item"]
+    if cfg.domain_map_file:
+        files.append(Path(cfg.domain_map_file))
+    out = {}
+    for path in files:
+        if path.is_file():
+            digest = hashlib.sha256()
+            with path.open("rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+            out[path.name] = f"{path.stat().st_size}:{digest.hexdigest()[:16]}"
+    return out
 
 
 def build_t2_frames(cfg: BuildConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The labelled, filtered, ordered interaction frame and the item→domain frame (nothing written)."""
-    from recsys_kit.recbole_compat import recbole_dataset_dir
+    """The labelled, filtered, ordered interaction frame and the item→domain frame (nothing written).
 
-    source = Path(cfg.source_dir) if cfg.source_dir else recbole_dataset_dir(cfg.source_name)
+    ``frame.attrs["dropped"]`` counts what was dropped and why (rows without feedback or domain, users and items
+    removed by the subsample and each k-core stage); :func:`build_t2_dataset` reports it in ``stats.json``.
+    """
+    source = source_folder(cfg)
     inter = read_atomic(source / f"{cfg.source_name}.inter")
-    for role, field in (("user", cfg.user_field), ("item", cfg.item_field), ("rating", cfg.rating_field),
-                        ("timestamp", cfg.time_field)):
+    roles = [("user", cfg.user_field), ("item", cfg.item_field), ("timestamp", cfg.time_field)]
+    roles.append(("label", cfg.label_field) if cfg.label_field else ("rating", cfg.rating_field))
+    for role, field in roles:
         if field not in inter.columns:
             hint = " (a sequential dataset needs a time column to order histories)" if role == "timestamp" else ""
             raise DataError(f"{cfg.source_name}.inter has no {role} column {field!r}{hint}; columns are "
                             f"{list(inter.columns)}; set {role if role != 'timestamp' else 'time'}_field")
     try:
-        ratings = inter[cfg.rating_field].astype(float).values
         times = inter[cfg.time_field].astype(float).values
+        if cfg.label_field and cfg.rating_field not in inter.columns:
+            ratings = np.full(len(inter), np.nan)
+        else:
+            ratings = inter[cfg.rating_field].astype(float).values
     except ValueError as err:
         raise DataError(f"{cfg.source_name}.inter: rating/time columns must be numeric ({err})") from err
     domains = _item_domains(cfg, source)
     frame = pd.DataFrame({"user_id": inter[cfg.user_field].values, "item_id": inter[cfg.item_field].values,
                           "rating": ratings, "timestamp": times, "row": np.arange(len(inter))})
-    frame[FEEDBACK_FIELD] = _feedback(ratings, cfg)
+    frame[FEEDBACK_FIELD] = _labels(inter[cfg.label_field], cfg) if cfg.label_field else _feedback(ratings, cfg)
+    if cfg.label_field:
+        frame["rating"] = np.where(np.isnan(ratings), (frame[FEEDBACK_FIELD] == POS).astype(float), ratings)
     frame[DOMAIN_FIELD] = frame["item_id"].map(domains)
+    n_users0 = frame["user_id"].nunique()
+    dropped = {"rows_without_feedback": int((frame[FEEDBACK_FIELD] == "").sum()),
+               "rows_without_domain": int(frame[DOMAIN_FIELD].isna().sum())}
     frame = frame[(frame[FEEDBACK_FIELD] != "") & frame[DOMAIN_FIELD].notna()]
-    expected = list(cfg.domain_families) if cfg.domain_families and not cfg.domain_map_file else sorted(set(domains))
-    _check_domains(frame, expected, cfg, "the feedback thresholds")
+    if frame.empty:
+        cause = ("no item of the interactions has a domain (check domain_field/domain_map_file and the item ids)"
+                 if dropped["rows_without_domain"] == len(inter) else
+                 f"every rating falls between the thresholds (pos >= {cfg.pos_threshold}, neg <= {cfg.neg_threshold})")
+        raise DataError(f"no interaction is left after labelling: {cause}")
+    expected = list(cfg.families()) if cfg.families() and not cfg.domain_map_file else sorted(set(domains))
+    _check_domains(frame, expected, cfg, "the feedback labelling")
+    dropped["users_without_labelled_rows"] = int(n_users0 - frame["user_id"].nunique())
     if cfg.max_users:
         users = np.sort(frame["user_id"].unique())
         rng = np.random.default_rng(cfg.seed)
         keep = rng.choice(users, size=min(cfg.max_users, len(users)), replace=False)
         frame = frame[frame["user_id"].isin(keep)]
+        dropped["users_not_subsampled"] = int(len(users) - len(keep))
+    users_k, items_k = 0, 0
     for _ in range(cfg.filter_rounds):  # k-core: users by positives, items by all interactions
+        before_u, before_i = frame["user_id"].nunique(), frame["item_id"].nunique()
         n_pos = frame[frame[FEEDBACK_FIELD] == POS].groupby("user_id").size()
         frame = frame[frame["user_id"].isin(n_pos.index[n_pos >= cfg.min_user_positives])]
+        users_k += before_u - frame["user_id"].nunique()
         n_item = frame.groupby("item_id").size()
         frame = frame[frame["item_id"].isin(n_item.index[n_item >= cfg.min_item_interactions])]
+        items_k += before_i - frame["item_id"].nunique()
+    before_u = frame["user_id"].nunique()
     n_pos = frame[frame[FEEDBACK_FIELD] == POS].groupby("user_id").size()
     frame = frame[frame["user_id"].isin(n_pos.index[n_pos >= 3])]  # the LS split needs 3 positive targets
+    dropped.update({f"users_below_min_user_positives_{cfg.min_user_positives}": int(users_k),
+                    f"items_below_min_item_interactions_{cfg.min_item_interactions}": int(items_k),
+                    "users_below_3_positives_after_filters": int(before_u - frame["user_id"].nunique())})
     if frame.empty:
-        raise DataError("no interactions survive the feedback thresholds and k-core filters; lower "
+        raise DataError(f"no interactions survive the k-core filters (dropped: {dropped}); lower "
                         "min_user_positives/min_item_interactions or widen the thresholds")
-    _check_domains(frame, expected, cfg, "the feedback thresholds and k-core filters")
+    _check_domains(frame, expected, cfg, "the k-core filters")
     # MovieLens has many same-second ties: order by (user, time, file row) and store a strict per-user rank,
     # because RecBole keeps float fields as float32 and would scramble raw unix times (brief §5.3 step 4).
     frame = frame.sort_values(["user_id", "timestamp", "row"], kind="stable")
     frame[ORDER_FIELD] = frame.groupby("user_id").cumcount().astype(float)
     items = frame[["item_id", DOMAIN_FIELD]].drop_duplicates("item_id").rename(columns={DOMAIN_FIELD: ITEM_DOMAIN_FIELD})
-    return frame.drop(columns="row").reset_index(drop=True), items.reset_index(drop=True)
+    frame = frame.drop(columns="row").reset_index(drop=True)
+    frame.attrs["dropped"] = dropped
+    return frame, items.reset_index(drop=True)
 
 
 def build_t2_dataset(cfg: BuildConfig | None = None, out_dir: str | Path = "runs/transition2/data") -> BuildStats:
@@ -228,9 +324,14 @@ def build_t2_dataset(cfg: BuildConfig | None = None, out_dir: str | Path = "runs
     stats = BuildStats(path=str(folder), n_users=int(frame["user_id"].nunique()), n_items=len(items),
                        n_interactions=len(frame),
                        items_per_domain={str(k): int(v) for k, v in items[ITEM_DOMAIN_FIELD].value_counts().sort_index().items()},
-                       negative_share=float((frame[FEEDBACK_FIELD] == NEG).mean()), **transition_statistics(frame))
+                       negative_share=float((frame[FEEDBACK_FIELD] == NEG).mean()), **transition_statistics(frame),
+                       dropped=dict(frame.attrs.get("dropped", {})))
     atomic_write_text(folder / "stats.json", json.dumps({"build": dataclasses.asdict(cfg),
+                                                          "source": source_fingerprint(cfg),
                                                           "stats": dataclasses.asdict(stats)}, indent=2) + "\n")
+    lost = {k: v for k, v in stats.dropped.items() if k.startswith("users") and v}
+    if lost:
+        logging.getLogger(__name__).info("%s: users dropped by the builder: %s", cfg.name, lost)
     return stats
 
 

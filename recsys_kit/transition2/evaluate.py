@@ -29,29 +29,41 @@ class Evaluation:
     full_rank: np.ndarray        # 0-based rank within the target's domain
     sampled_rank: np.ndarray
     k: int = 10
+    ks: tuple[int, ...] = (5, 10)   # cut-offs reported for NDCG/HR (brief §6: NDCG@5/10, HR@5/10)
 
-    def per_row(self, metric: str, protocol: str = "full") -> np.ndarray:
-        """NDCG@k, HR@k or MRR@k of every row under ``protocol`` ('full' or 'sampled')."""
+    def per_row(self, metric: str, protocol: str = "full", k: int | None = None) -> np.ndarray:
+        """NDCG@k, HR@k, MRR@k or full MRR of every row under ``protocol`` ('full' or 'sampled').
+
+        ``metric="mrr"`` is the mean reciprocal rank over the *whole* ranking (brief §6; every row counts
+        1/(rank+1)); ``"mrr@k"`` truncates it at k (0 beyond). ``k`` defaults to :attr:`k`.
+        """
         rank = self.full_rank if protocol == "full" else self.sampled_rank
-        hit = rank < self.k
+        if metric == "mrr":
+            return 1.0 / (rank + 1.0)
+        if metric.startswith("mrr@"):
+            metric, k = "mrr_at", int(metric[4:])
+        hit = rank < (k or self.k)
         if metric == "ndcg":
             return np.where(hit, 1.0 / np.log2(rank + 2.0), 0.0)
         if metric == "hr":
             return hit.astype(float)
-        if metric == "mrr":
+        if metric == "mrr_at":
             return np.where(hit, 1.0 / (rank + 1.0), 0.0)
         raise ValueError(f"unknown metric {metric!r}")
 
     @property
     def metrics(self) -> dict[str, float]:
-        """``{protocol}_{metric}@k`` overall and ``{domain}_{protocol}_{metric}@k`` per domain."""
+        """``{protocol}_{ndcg|hr}@k`` for each k in :attr:`ks`, ``{protocol}_mrr`` (full) and ``_mrr@k``, overall
+        and as ``{domain}_{protocol}_…`` per domain."""
         out: dict[str, float] = {}
+        names = [(f"{m}@{k}", m, k) for m in ("ndcg", "hr") for k in sorted({*self.ks, self.k})]
+        names += [("mrr", "mrr", None), (f"mrr@{self.k}", f"mrr@{self.k}", None)]
         for protocol in ("full", "sampled"):
-            for metric in ("ndcg", "hr", "mrr"):
-                values = self.per_row(metric, protocol)
-                out[f"{protocol}_{metric}@{self.k}"] = float(values.mean())
+            for name, metric, k in names:
+                values = self.per_row(metric, protocol, k)
+                out[f"{protocol}_{name}"] = float(values.mean())
                 for domain in sorted(set(self.domains)):
-                    out[f"{domain}_{protocol}_{metric}@{self.k}"] = float(values[self.domains == domain].mean())
+                    out[f"{domain}_{protocol}_{name}"] = float(values[self.domains == domain].mean())
         return out
 
 

@@ -22,6 +22,7 @@ from recsys_kit.transition2.data import (
     T2Dataset,
     build_t2_dataset,
     recbole_settings,
+    source_fingerprint,
 )
 from recsys_kit.transition2.evaluate import Evaluation, evaluate_split, popularity_scorer
 from recsys_kit.transition2.model import DEFAULTS_YAML, PRESETS, Transition2
@@ -46,8 +47,8 @@ class TrainConfig:
     hidden_size: int = 64
     inner_size: int = 0              # FFN width; 0 = 4 × hidden_size (brief §3.3 "position-wise FFN (4d, GELU)").
                                      # A `model={"inner_size": ...}` override still wins (arm_config)
-    epochs: int = 20
-    patience: int = 3                # early stop on validation NDCG@10 (full in-domain ranking)
+    epochs: int = 100                # the most epochs (brief §4: 100); training stops early before that
+    patience: int = 5                # early stop on validation NDCG@10 (full in-domain ranking; brief §4: 5-10)
     max_batches_per_epoch: int = 0   # 0 = all; caps the budget identically for every arm
     batch_size: int = 256
     learning_rate: float = 1e-3
@@ -94,24 +95,34 @@ class RunResult:
     edge_weights: dict[str, float]
     loss_curve: list[float]
     model: Transition2 | None = None
+    best_epoch: int = 0              # the epoch (1-based) whose validation NDCG@10 chose the reported model
+    stopped_early: bool = False      # True: patience ran out before `epochs` (converged by the rule)
 
 
 def build_key(build: BuildConfig) -> str:
-    """A short hash of every :class:`BuildConfig` field: any change (thresholds, filters, …) changes the data."""
-    text = json.dumps(dataclasses.asdict(build), sort_keys=True, default=str)
+    """A short hash of every :class:`BuildConfig` field *and* of the source files' contents
+    (:func:`~recsys_kit.transition2.data.source_fingerprint`): changing a threshold or rewriting a source file
+    changes the key, so a stale build is never served."""
+    text = json.dumps({"build": dataclasses.asdict(build), "source": source_fingerprint(build)}, sort_keys=True,
+                      default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _built_with(folder: Path, build: BuildConfig) -> bool | None:
-    """Whether ``folder``'s atomic files were built from ``build`` (None: no ``stats.json`` to tell)."""
+    """Whether ``folder``'s atomic files were built from ``build`` and today's source files (None: no
+    ``stats.json`` with build settings to tell, e.g. atomic files prepared by the user)."""
     stats = folder / "stats.json"
     if not stats.is_file():
         return None
     try:
-        recorded = json.loads(stats.read_text()).get("build")
+        saved = json.loads(stats.read_text())
+        recorded = saved.get("build")
     except (json.JSONDecodeError, AttributeError):
         return False
-    return recorded == json.loads(json.dumps(dataclasses.asdict(build)))
+    if recorded is None:
+        return None
+    return (recorded == json.loads(json.dumps(dataclasses.asdict(build)))
+            and saved.get("source") == source_fingerprint(build))
 
 
 def ensure_built(cfg: TrainConfig) -> Path:
@@ -238,7 +249,8 @@ def train_arm(prepared: Prepared, cfg: TrainConfig, checkpoint: Path | None = No
         ndcg = evaluate_model(model, prepared, "valid", n_sampled=1, seed=cfg.seed,
                               batch_size=cfg.eval_batch_size).metrics["full_ndcg@10"]
         if ndcg > state["best"]:
-            state.update(best=ndcg, bad=0, best_state={k: v.clone() for k, v in model.state_dict().items()})
+            state.update(best=ndcg, bad=0, best_state={k: v.clone() for k, v in model.state_dict().items()},
+                         best_epoch=state["epoch"] + 1)
         else:
             state["bad"] += 1
         state["epoch"] += 1
@@ -254,4 +266,5 @@ def train_arm(prepared: Prepared, cfg: TrainConfig, checkpoint: Path | None = No
                           batch_size=cfg.eval_batch_size)
     return RunResult(test=test, valid_ndcg=state["best"], epochs_run=state["epoch"], train_seconds=state["seconds"],
                      edge_weights=model.learned_edge_weights(), loss_curve=state["losses"],
-                     model=model if keep_model else None)
+                     model=model if keep_model else None, best_epoch=int(state.get("best_epoch", 0)),
+                     stopped_early=state["bad"] >= cfg.patience)

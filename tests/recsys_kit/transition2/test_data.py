@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from recsys_kit.transition2.data import (
     DOMAIN_FIELD,
     FEEDBACK_FIELD,
+    ML_GENRE_DOMAINS,
     BuildConfig,
     build_t2_dataset,
     build_t2_frames,
@@ -38,7 +40,8 @@ def _toy(tmp_path, b_rating=5):
 
 
 def _cfg(folder, **kw):
-    base = dict(source_dir=str(folder), source_name="toy", name="TOY", min_user_positives=3, min_item_interactions=1)
+    base = dict(source_dir=str(folder), source_name="toy", name="TOY", min_user_positives=3, min_item_interactions=1,
+                domain_families=dict(ML_GENRE_DOMAINS))
     base.update(kw)
     return BuildConfig(**base)
 
@@ -138,3 +141,48 @@ def test_training_histories_end_before_the_validation_target(prepared):
         tokens = ds.field2id_token["item_id"][sequence["items"]].astype(int).tolist()
         assert tokens == rows["item_id"].iloc[:cut].tolist()
         assert int(ds.field2id_token["item_id"][valid_items[uid]]) == rows["item_id"].iloc[cut]
+
+
+def test_own_domain_field_needs_no_family_map(tmp_path):
+    """A user's own domain field works with the default settings (the genre map applies to ml-100k only)."""
+    folder = _toy(tmp_path)
+    (folder / "toy.item").write_text("item_id:token\tcategory:token\n" + "".join(f"{i}\t{d}\n" for i, d in
+                                                                                zip(range(1, 8), "bbbmmmm")))
+    frame, items = build_t2_frames(BuildConfig(source_dir=str(folder), source_name="toy", domain_field="category",
+                                               min_user_positives=3, min_item_interactions=1))
+    assert sorted(set(items["item_domain"])) == ["b", "m"] and len(frame) > 0
+
+
+def test_a_family_map_that_matches_nothing_names_the_map(tmp_path):
+    folder = _toy(tmp_path)
+    (folder / "toy.item").write_text("item_id:token\tcategory:token\n" + "".join(f"{i}\tbook\n" for i in range(1, 8)))
+    with pytest.raises(DataError, match="domain family map gives no item") as err:
+        build_t2_frames(_cfg(folder, domain_field="category"))
+    assert "book" in str(err.value) and "threshold" not in str(err.value)
+
+
+def test_label_column_gives_explicit_feedback(tmp_path):
+    rows = [(u, i, lab, t) for u in ("u1", "u2") for t, (i, lab) in
+            enumerate(zip([1, 4, 2, 5, 6, 1], ["like", "like", "dislike", "like", "like", "like"]))]
+    folder = _write_source(tmp_path / "src", rows, [("1", "a"), ("2", "a"), ("4", "b"), ("5", "b"), ("6", "b")],
+                           inter_header="user_id:token\titem_id:token\tlabel:token\ttimestamp:float")
+    cfg = BuildConfig(source_dir=str(folder), source_name="toy", label_field="label", min_user_positives=3,
+                      min_item_interactions=1)
+    frame, _ = build_t2_frames(cfg)
+    assert frame[frame["user_id"] == "u1"][FEEDBACK_FIELD].tolist() == ["pos", "pos", "neg", "pos", "pos", "pos"]
+    bad = _write_source(tmp_path / "bad", [("u1", 1, "maybe", 0)], [("1", "a")],
+                        inter_header="user_id:token\titem_id:token\tlabel:token\ttimestamp:float")
+    with pytest.raises(DataError, match="'maybe'"):
+        build_t2_frames(dataclasses.replace(cfg, source_dir=str(bad)))
+
+
+def test_k_core_drops_are_reported(tmp_path):
+    folder = _toy(tmp_path)
+    rows = (folder / "toy.inter").read_text() + "u3\t1\t5\t1\nu3\t4\t5\t2\n"  # a user with 2 positives only
+    (folder / "toy.inter").write_text(rows)
+    stats = build_t2_dataset(_cfg(folder), tmp_path / "out")
+    assert stats.n_users == 2
+    assert stats.dropped["users_below_min_user_positives_3"] == 1
+    assert stats.dropped["rows_without_domain"] == 2 and stats.dropped["rows_without_feedback"] == 2
+    saved = json.loads((tmp_path / "out" / "TOY" / "stats.json").read_text())
+    assert saved["stats"]["dropped"] == stats.dropped and saved["source"]

@@ -63,3 +63,24 @@ def test_inner_size_defaults_to_four_times_hidden(prepared, small_config):
     assert TrainConfig(hidden_size=32, inner_size=100).ffn_size == 100
     with pytest.raises(ValueError):
         TrainConfig(inner_size=-1)
+
+
+def test_rewritten_source_files_rebuild_the_data(tmp_path, isolated_cache):
+    """The build is keyed on the sources' contents: shuffling labels in a source file is never served stale."""
+    from recsys_kit.recbole_compat import recbole_dataset_dir
+
+    source = tmp_path / "src"
+    source.mkdir()
+    for suffix in ("inter", "item"):
+        (source / f"ml-100k.{suffix}").write_bytes((recbole_dataset_dir("ml-100k") / f"ml-100k.{suffix}").read_bytes())
+    build = BuildConfig(source_dir=str(source), max_users=60, name="T2-src",
+                        domain_families={"A": ["Action", "Thriller"], "B": ["Comedy", "Drama"]})
+    for cfg in (TrainConfig(build=build), TrainConfig(build=build, data_dir=str(tmp_path / "data"))):
+        inter = ensure_built(cfg) / "T2-src" / "T2-src.inter"
+        before = inter.read_text()
+        lines = (source / "ml-100k.inter").read_text().splitlines()
+        flipped = [lines[0]] + ["\t".join(p[:2] + [str(6 - int(float(p[2])))] + p[3:])
+                                for p in (line.split("\t") for line in lines[1:])]
+        (source / "ml-100k.inter").write_text("\n".join(flipped) + "\n")  # every rating r becomes 6 - r
+        after_dir = ensure_built(cfg)
+        assert (after_dir / "T2-src" / "T2-src.inter").read_text() != before

@@ -62,3 +62,24 @@ def test_nan_loss_raises_and_keeps_the_checkpoint(prepared, small_config, tmp_pa
     with pytest.raises(TrainingDivergedError, match="loss became nan"):
         train_arm(prepared, cfg, checkpoint=tmp_path / "fresh.pt")
     assert checkpoint.read_bytes() == b"keep" and not (tmp_path / "fresh.pt").exists()
+
+
+def test_early_stopping_reports_epochs_reached_and_the_best_epoch(prepared, small_config, monkeypatch):
+    """Validation NDCG@10 peaks at epoch 2: with patience 2 training stops after epoch 4 and reports epoch 2."""
+    import recsys_kit.transition2.train as train_module
+
+    real = train_module.evaluate_model
+    scripted = iter([0.10, 0.20, 0.15, 0.18, 0.30, 0.40])
+
+    class _Valid:
+        def __init__(self, value):
+            self.metrics = {"full_ndcg@10": value}
+
+    def fake(model, prepared_, split="test", **kw):
+        return _Valid(next(scripted)) if split == "valid" else real(model, prepared_, split, **kw)
+
+    monkeypatch.setattr(train_module, "evaluate_model", fake)
+    cfg = dataclasses.replace(small_config, arm="sasrec_mixed", epochs=50, patience=2, max_batches_per_epoch=1)
+    result = train_arm(prepared, cfg)
+    assert (result.epochs_run, result.best_epoch, result.stopped_early) == (4, 2, True)
+    assert result.valid_ndcg == 0.20

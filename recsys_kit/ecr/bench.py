@@ -12,7 +12,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recsys_kit.ecr.claims import INTERVALS_KEY, PERMUTED_KEY, RESIDUAL_KEY, evaluate
+from recsys_kit.ecr.claims import (
+    INTERVALS_KEY,
+    NEGATIVE,
+    PERMUTED_KEY,
+    POSITIVE,
+    POSITIVE_PERMUTED_KEY,
+    RESIDUAL_KEY,
+    evaluate,
+)
+from recsys_kit.ecr.emotion.annotate import seeker_blocks
 from recsys_kit.ecr.gen.generator import (
     GeneratorConfig,
     corpus_tokenizer,
@@ -21,10 +30,17 @@ from recsys_kit.ecr.gen.generator import (
     train_generator,
 )
 from recsys_kit.ecr.gen.metrics import FactChecker, response_metrics
-from recsys_kit.ecr.gen.prompt import TEMPLATES, inference_prompt, simulate_reviews, training_example
+from recsys_kit.ecr.gen.prompt import (
+    TEMPLATES,
+    inference_prompt,
+    movie_review_entities,
+    simulate_reviews,
+    training_example,
+)
 from recsys_kit.ecr.pipeline import arm_config, default_train_config, prepare, redial_data, simulated_data
 from recsys_kit.ecr.rec.metrics import auc
 from recsys_kit.ecr.rec.train import fit_recommender
+from recsys_kit.ecr.simulator import NEGATIVE_CONTROL, POSITIVE_CONTROL
 from shared.benchmarks import Benchmark, partial_rows, work_dir
 from shared.claims import bootstrap_interval
 from shared.errors import DataError
@@ -36,31 +52,45 @@ NAME, KIT = "ecr", "recsys"
 PAPER = {"UniCRS": {"AUC": 0.506, "RT@10": 0.229, "RT@50": 0.439, "R@10": 0.212, "R@50": 0.414},
          "ECR": {"AUC": 0.541, "RT@10": 0.238, "RT@50": 0.452, "R@10": 0.220, "R@50": 0.428}}
 
+# ``epochs`` is the most epochs per arm: every arm trains to early stopping on validation (patience 2), the same
+# rule for all. Controls (``controls``): the simulator's positive-control and negative-control settings
+# (simulator.POSITIVE_CONTROL / NEGATIVE_CONTROL, emotion words masked from the recommender's text view, liked
+# flags kept out of training: unweighted loss), arms UniCRS vs ``control_arm`` (+ its permuted-emotion run), on
+# the ml-100k KG pruned to movies/genres/decades (all the controls' dialogues use), at most ``control_epochs``
+# epochs, lr CONTROL_LR and patience 3 for every arm.
 PROFILES = {
-    "quick": dict(sim_dialogues=80, sim_arms=["UniCRS", "ECR"], permuted=False, epochs=1, pretrain=0,
+    "quick": dict(sim_dialogues=80, sim_arms=["UniCRS", "ECR"], permuted=False, epochs=2, pretrain=0,
+                  controls=False, control_dialogues=0, control_arm="ECR[L]", control_epochs=0,
                   redial=False, redial_arms=[], redial_epochs=0, redial_max_train=None, redial_max_test=None,
                   redial_seeds=0,
                   gen_items=15, gen_epochs=1, gen_seeds=1, gen_tests=5, gen_tokens=20, featurizer="tfidf"),
-    "default": dict(sim_dialogues=400, sim_arms=["UniCRS", "ECR"], permuted=True, epochs=3, pretrain=1,
-                    redial=True, redial_arms=["UniCRS", "ECR"], redial_epochs=2, redial_max_train=400,
-                    redial_max_test=300, redial_seeds=1,
+    "default": dict(sim_dialogues=300, sim_arms=["UniCRS", "ECR"], permuted=True, epochs=15, pretrain=1,
+                    controls=True, control_dialogues=300, control_arm="ECR[L]", control_epochs=30,
+                    redial=True, redial_arms=["UniCRS", "ECR"], redial_epochs=8, redial_max_train=400,
+                    redial_max_test=None, redial_seeds=1,
                     gen_items=120, gen_epochs=4, gen_seeds=1, gen_tests=20, gen_tokens=40, featurizer="tfidf"),
-    "full": dict(sim_dialogues=1200, sim_arms=["UniCRS", "ECR[L]", "ECR[LS]", "ECR[LG]", "ECR"], permuted=True,
-                 epochs=5, pretrain=2, redial=True, redial_arms=["UniCRS", "ECR[L]", "ECR"], redial_epochs=3,
+    "full": dict(sim_dialogues=800, sim_arms=["UniCRS", "ECR[L]", "ECR[LS]", "ECR[LG]", "ECR"], permuted=True,
+                 epochs=30, pretrain=2, controls=True, control_dialogues=600, control_arm="ECR[L]", control_epochs=40,
+                 redial=True, redial_arms=["UniCRS", "ECR[L]", "ECR"], redial_epochs=20,
                  redial_max_train=None, redial_max_test=None, redial_seeds=2,
                  gen_items=300, gen_epochs=8, gen_seeds=3, gen_tests=40, gen_tokens=60, featurizer="tfidf"),
 }
+PATIENCE = 2
+CONTROL_LR, CONTROL_PATIENCE, CONTROL_KG_MIN_DEGREE = 3e-3, 3, 10**9
 METRICS = ["AUC", "AUC_batch", "RT@1", "RT@10", "RT@50", "R@1", "R@10", "R@50", "MRR"]
 
 
 def _rec_rows(prepared, dataset: str, arms: list[str], seed: int, epochs: int, pretrain: int, store, scratch: Path,
-              control: str | None = None) -> list[dict]:
+              control: str | None = None, unweighted: bool = False) -> list[dict]:
     rows = []
     for arm in arms:
         label = control or arm
         cached = store.get(dataset=dataset, arm=label, seed=seed)
         if cached is None:
-            config = arm_config(arm, default_train_config(epochs=epochs, pretrain_epochs=pretrain, seed=seed))
+            config = arm_config(arm, default_train_config(epochs=epochs, patience=PATIENCE, pretrain_epochs=pretrain,
+                                                          seed=seed))
+            if unweighted:  # the controls: the liked flags must not reach training through the loss
+                config = dataclasses.replace(config, loss_weighting="none", lr=CONTROL_LR, patience=CONTROL_PATIENCE)
             trained = fit_recommender(prepared.data.kg, prepared.samples["train"], prepared.samples["valid"], config,
                                       prepared.cooccurrence, pretrain=prepared.pretrain)
             metrics, instances = trained.evaluate(prepared.samples["test"])
@@ -68,6 +98,8 @@ def _rec_rows(prepared, dataset: str, arms: list[str], seed: int, epochs: int, p
             cached = store.add({"dataset": dataset, "arm": label, "seed": seed,
                                 **{k: metrics[k] for k in METRICS},
                                 "n_test": len(prepared.samples["test"]),
+                                "epochs_run": sum(h["stage"] == "recommend" for h in trained.history),
+                                "best_epoch": max((h.get("best_epoch", 0) for h in trained.history), default=0),
                                 "student_recall_at_2": prepared.annotation.student_recall_at_2 or float("nan")},
                                dataset=dataset, arm=label, seed=seed)
         rows.append(cached)
@@ -166,7 +198,7 @@ def _generation_rows(prepared, seed: int, cfg: dict, store) -> list[dict]:
     train_generator(model, tokenizer, examples, GeneratorConfig(lr=3e-3, epochs=cfg["gen_epochs"], batch_size=16,
                                                                 max_target_tokens=80, loss_on_prompt=False, seed=seed))
     tests = [s.target for s in prepared.samples["test"]][: cfg["gen_tests"]]
-    review_entities = {r.movie: r.entities for r in reviews}
+    review_entities = movie_review_entities(reviews)
     checker = FactChecker(kg)
     rows = []
     firsts = [rng.choice(TEMPLATES).format(movie=kg.entity_names[i]) for i in tests]
@@ -185,11 +217,46 @@ def _generation_rows(prepared, seed: int, cfg: dict, store) -> list[dict]:
     return rows
 
 
+def _hand_check_sample(dialogues, seed: int, n: int = 30) -> list[dict]:
+    """A seeded sample of real seeker turns with the annotator's top-2 labels, for checking by hand."""
+    blocks = seeker_blocks(dialogues)
+    picked = random.Random(seed).sample(blocks, min(n, len(blocks)))
+    out = []
+    for block in picked:
+        emotion = block.dialogue.messages[block.message_index].emotion
+        top = sorted(emotion.items(), key=lambda kv: -kv[1])[:2]
+        out.append({"conversation": block.dialogue.conversation_id, "text": block.text[:300],
+                    "labels": {label: round(p, 3) for label, p in top}})
+    return out
+
+
+def _control_rows(cfg: dict, seed: int, store, scratch: Path, extra: dict) -> list[dict]:
+    """The positive control (emotion words the only like/dislike channel; + permuted emotions) and the negative
+    control (emotions independent of preference), UniCRS vs ``cfg["control_arm"]``."""
+    arm, rows = cfg["control_arm"], []
+    runs = [(POSITIVE, POSITIVE_CONTROL, False, ["UniCRS", arm]), (POSITIVE, POSITIVE_CONTROL, True, [arm]),
+            (NEGATIVE, NEGATIVE_CONTROL, False, ["UniCRS", arm])]
+    for dataset, knobs, permute, arms in runs:
+        labels = [f"{a} (permuted emotions)" if permute else a for a in arms]
+        if all(store.get(dataset=dataset, arm=label, seed=seed) for label in labels):
+            rows += [store.get(dataset=dataset, arm=label, seed=seed) for label in labels]
+            continue
+        prepared = prepare(simulated_data(cfg["control_dialogues"], seed=seed, kg_min_degree=CONTROL_KG_MIN_DEGREE,
+                                          **knobs), featurizer=cfg["featurizer"], seed=seed, permute=permute,
+                           mask_emotions=True)
+        if not permute:
+            extra.setdefault("annotation_" + dataset, []).append(dataclasses.asdict(prepared.annotation))
+        for a, label in zip(arms, labels):
+            rows += _rec_rows(prepared, dataset, [a], seed, cfg["control_epochs"], 0, store, scratch,
+                              control=label if permute else None, unweighted=True)
+    return rows
+
+
 def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
     """Run E1 (simulator), E2 (real ReDial when present) and E3 (generation) for ``profile``."""
     cfg = PROFILES[profile]
     torch.set_num_threads(1)  # a shared 2-core machine: one thread per process is fastest (measured)
-    store = partial_rows(out.parent, KIT, NAME, profile=profile, version=1)
+    store = partial_rows(out.parent, KIT, NAME, profile=profile, version=2)
     scratch = work_dir(out.parent, KIT, NAME)
     rows, extra, datasets = [], {}, []
     gen_arms = ["template only", "untuned LM (2,4)", "ECR-gen (0,0)", "ECR-gen (2,4)", "ECR-gen (4,8)"]
@@ -216,6 +283,9 @@ def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
                                   scratch, control="ECR (permuted emotions)")
             else:
                 rows.append(control)
+    if cfg["controls"]:
+        for seed in seeds:
+            rows += _control_rows(cfg, seed, store, scratch, extra)
     datasets.append("simulated ReDial over RecBole ml-100k (MovieLens-100k; GroupLens terms)")
     real = cfg["redial"] and has_data("redial/test_data.jsonl")
     if real:
@@ -226,11 +296,18 @@ def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
                 continue
             data = redial_data(max_train=cfg["redial_max_train"], max_test=cfg["redial_max_test"], seed=seed)
             prepared = prepare(data, featurizer=cfg["featurizer"], seed=seed)
+            extra.setdefault("annotation_redial", []).append(dataclasses.asdict(prepared.annotation))
+            extra["annotation_redial_sample"] = _hand_check_sample(prepared.data.splits["test"], seed)
             rows += _rec_rows(prepared, "redial", cfg["redial_arms"], seed, cfg["redial_epochs"], 0, store, scratch)
     ci = {"simulated-ml100k": paired_bootstrap(scratch, "simulated-ml100k", "UniCRS", "ECR", seeds)}
     if cfg["permuted"]:
         ci[PERMUTED_KEY] = paired_bootstrap(scratch, "simulated-ml100k", "ECR (permuted emotions)", "ECR", seeds)
         ci[RESIDUAL_KEY] = paired_bootstrap(scratch, "simulated-ml100k", "UniCRS", "ECR (permuted emotions)", seeds)
+    if cfg["controls"]:
+        arm = cfg["control_arm"]
+        ci[POSITIVE] = paired_bootstrap(scratch, POSITIVE, "UniCRS", arm, seeds)
+        ci[POSITIVE_PERMUTED_KEY] = paired_bootstrap(scratch, POSITIVE, "UniCRS", f"{arm} (permuted emotions)", seeds)
+        ci[NEGATIVE] = paired_bootstrap(scratch, NEGATIVE, "UniCRS", arm, seeds)
     if real:
         ci["redial"] = paired_bootstrap(scratch, "redial", "UniCRS", "ECR", seeds[: cfg["redial_seeds"]])
     extra[INTERVALS_KEY] = ci
@@ -273,6 +350,12 @@ def _summary(rows, ci, real) -> str:
     if perm == perm:
         parts.append(f"Permuted-emotion control: AUC {perm:.3f}; real − permuted emotions ΔAUC instance-bootstrap "
                      f"95% CI {_ci_text(ci.get(PERMUTED_KEY, {}).get('AUC'))}.")
+    for dataset, arms in ((POSITIVE, ["UniCRS", "ECR[L]", "ECR[L] (permuted emotions)"]),
+                          (NEGATIVE, ["UniCRS", "ECR[L]"])):
+        values = [_mean(rows, dataset, a, "AUC") for a in arms]
+        if any(v == v for v in values):
+            parts.append(f"{dataset}: AUC " + ", ".join(f"{a} {v:.3f}" for a, v in zip(arms, values)) + "; ΔAUC "
+                         f"(ECR[L] − UniCRS) instance-bootstrap 95% CI {_ci_text(ci.get(dataset, {}).get('AUC'))}.")
     parts.append("Paper (ReDial): AUC 0.541 vs 0.506, RT@10 0.238 vs 0.229.")
     gen = {a: _mean(rows, "generation-sim", a, "emotion_intensity") for a in ("template only", "ECR-gen (2,4)")}
     hall = {a: _mean(rows, "generation-sim", a, "hallucination_rate") for a in ("ECR-gen (2,4)", "ECR-gen (4,8)")}
@@ -283,7 +366,8 @@ def _summary(rows, ci, real) -> str:
 
 
 def _figure(rows, out: Path) -> Figure:
-    arms = [a for a in ["UniCRS", "ECR[L]", "ECR[LS]", "ECR[LG]", "ECR", "ECR (permuted emotions)"]
+    arms = [a for a in ["UniCRS", "ECR[L]", "ECR[LS]", "ECR[LG]", "ECR", "ECR (permuted emotions)",
+                        "ECR[L] (permuted emotions)"]
             if any(r["arm"] == a for r in rows)]
     series = {}
     for dataset in sorted({r["dataset"] for r in rows if r["dataset"] != "generation-sim"}):

@@ -17,7 +17,8 @@ class ChatSession:
     """Holds the dialogue so far; :meth:`respond` returns the system's next utterance."""
 
     def __init__(self, recommender: TrainedRecommender, kg: KnowledgeGraph, generator=None, tokenizer=None,
-                 review_entities: dict[str, list[str]] | None = None, seed: int = 0, max_new_tokens: int = 40):
+                 review_entities: dict[str, list[str]] | None = None, seed: int = 0, max_new_tokens: int = 40,
+                 llm=None):
         self.recommender = recommender
         self.kg = kg
         self.generator = generator
@@ -25,22 +26,36 @@ class ChatSession:
         self.review_entities = review_entities or {}
         self.rng = random.Random(seed)
         self.max_new_tokens = max_new_tokens
+        self.llm = llm  # a prompt -> reply callable (OpenAIChat, or a gen.llm.Cassette around it); wins over generator
         self.teacher = LexiconTeacher()
         self.linker = EntityLinker({}, kg.entity_names)  # titles and names typed in plain text
         self.turns: list[Turn] = []
+        self.last_emotion: dict[str, float] = {}  # the emotion read from the latest user turn
+        self.last_recommendations: list[str] = []  # the top movies ranked for it (titles)
 
     def respond(self, text: str) -> str:
         """Add the user's utterance, recommend one unseen item and phrase the recommendation."""
         entities = self.linker.link_text(text)
-        self.turns.append(Turn("seeker", text, [], entities, self.teacher(text), []))
+        self.last_emotion = dict(self.teacher(text))
+        self.turns.append(Turn("seeker", text, [], entities, self.last_emotion, []))
         mentions = assign_entity_emotions(self.turns)[-32:]
         context = [("User: " if t.role == "seeker" else "System: ") + t.text for t in self.turns]
         sample = RecSample("chat", context, mentions, int(self.kg.item_ids[0]), "like")
         seen = {m.entity for m in mentions}
-        item = next(i for i in self.recommender.recommend(sample, k=len(seen) + 5) if i not in seen)
+        ranked = [i for i in self.recommender.recommend(sample, k=len(seen) + 5) if i not in seen]
+        self.last_recommendations = [self.kg.entity_names.get(i, str(i)) for i in ranked[:5]]
+        item = ranked[0]
         title = self.kg.entity_names.get(item, str(item))
         reply = self.rng.choice(TEMPLATES).format(movie=title)
-        if self.generator is not None:
+        if self.llm is not None:
+            from recsys_kit.ecr.gen.llm import llm_response
+            from recsys_kit.ecr.gen.prompt import verbalise
+
+            _, triples = inference_prompt(self.kg, item, reply, self.review_entities.get(title, []), self.rng, " ")
+            facts = [verbalise(t) for t in triples] + list(self.review_entities.get(title, []))[:4]
+            history = [("User: " if t.role == "seeker" else "System: ") + t.text for t in self.turns]
+            reply = llm_response(self.llm, history, title, reply, facts)
+        elif self.generator is not None:
             from recsys_kit.ecr.gen.generator import generate
 
             sep = f" {self.tokenizer.eos_token} "

@@ -12,6 +12,15 @@ Read with the handbook's CLAIMS.md; the verdict rule itself lives in :mod:`share
   AUC(ECR, real emotions) − AUC(ECR, permuted emotions) is ``reproduced`` (CI above 0). Permuted-ECR's gain over
   UniCRS is reported beside it, but it is not the rule: the weighted loss can keep that gain alive without
   emotions, and a noisy "not reproduced" there would pass vacuously.
+* ``ecr-pos-emotion-only`` (positive control): the simulator's POSITIVE_CONTROL setting, where the emotion of
+  the seeker's utterance is the only channel that says whether a mentioned movie/genre is liked (parallel wording
+  whose only difference is the emotion word, those words masked from the recommender's text view, the liked
+  flags kept out of training: unweighted loss for every arm, mention counts balanced between the two sides).
+  Fixed rule: ECR's emotion path (the ``control_arm``, ECR[L]) beats UniCRS on AUC with a 95% CI above 0
+  (≈ > 2 SE) **and** the same arm on permuted emotions falls back (its gain over UniCRS vanishes,
+  :func:`shared.claims.gain_vanishes`).
+* ``ecr-neg-independent`` (negative control): NEGATIVE_CONTROL, the same setting with each reaction's emotion a
+  coin flip independent of the rating: the arm's gain over UniCRS must vanish.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from shared.claims import compare, control, paired, untestable
+from shared.claims import compare, control, gain_vanishes, paired, untestable
 
 OURS, BASELINE, PERMUTED = "ECR", "UniCRS", "ECR (permuted emotions)"
 SIM, REDIAL = "simulated-ml100k", "redial"
@@ -27,6 +36,9 @@ METRIC = "AUC"
 INTERVALS_KEY = "bootstrap_intervals"  # extra[INTERVALS_KEY][dataset][metric] = a bootstrap_interval dict
 PERMUTED_KEY = f"{SIM} (real minus permuted emotions)"
 RESIDUAL_KEY = f"{SIM} (permuted emotions minus UniCRS)"
+POSITIVE, NEGATIVE = "sim-positive-control", "sim-negative-control"
+CONTROL_ARM = "ECR[L]"
+POSITIVE_PERMUTED_KEY = f"{POSITIVE} (permuted emotions minus UniCRS)"
 PAPER = "AUC 0.541 (ECR) vs 0.506 (UniCRS) on ReDial (Table 1)"
 STATEMENT = "ECR's emotion-aware recommendation beats UniCRS on AUC (liked vs disliked suggested items)"
 WHY = {
@@ -109,8 +121,63 @@ def _permuted_control(data: dict[str, Any]) -> list[dict[str, Any]]:
         permuted_minus_unicrs_ci95=residual["diff_ci95"] if residual else None)]
 
 
+def _pair(data: dict[str, Any], dataset: str, ours: str, baseline: str, key: str) -> dict[str, Any] | None:
+    a, b, seeds = paired(data["rows"], METRIC, ours={"dataset": dataset, "arm": ours},
+                         baseline={"dataset": dataset, "arm": baseline})
+    if not seeds or not (_finite(a) and _finite(b)):
+        return None
+    out = compare(f"{dataset}/{ours}-vs-{baseline}", STATEMENT, PAPER, METRIC, a, b, interval=_interval(data, key))
+    out["n_seeds"] = len(seeds)
+    return out
+
+
+def _text(c: dict[str, Any], what: str) -> str:
+    ci = c["diff_ci95"]
+    ci_text = f"[{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "no CI"
+    return (f"{what}: AUC {c['ours']:.4f} vs {c['baseline']:.4f}, difference {c['diff']:.4f}, 95% CI {ci_text} "
+            f"({c['method']}, {c['n_seeds']} seed(s)), verdict {c['verdict']}.")
+
+
+def _vanishes(comparison: dict[str, Any]) -> bool:
+    """:func:`gain_vanishes` with a finite CI (an undefined interval shows nothing)."""
+    ci = comparison["diff_ci95"]
+    return ci is not None and all(math.isfinite(v) for v in ci) and gain_vanishes(comparison)
+
+
+def _emotion_controls(data: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    arm = CONTROL_ARM
+    gain = _pair(data, POSITIVE, arm, BASELINE, POSITIVE)
+    if gain is not None:
+        fallback = _pair(data, POSITIVE, f"{arm} (permuted emotions)", BASELINE, POSITIVE_PERMUTED_KEY)
+        passed = gain["verdict"] == "reproduced" and fallback is not None and _vanishes(fallback)
+        observed = _text(gain, f"{arm} vs UniCRS")
+        observed += " " + (_text(fallback, f"{arm} on permuted emotions vs UniCRS") if fallback else
+                           "The permuted-emotion run is missing.")
+        out.append(control(
+            "ecr-pos-emotion-only", "positive",
+            setting="simulated ReDial over ml-100k, POSITIVE_CONTROL: the utterance's emotion word is the only "
+                    "like/dislike channel (parallel wording, emotion words masked from the recommender's text, "
+                    "liked flags out of training, balanced mention counts)",
+            expect=f"fixed rule: AUC({arm}) − AUC(UniCRS) has a 95% CI above 0 (verdict 'reproduced'), and "
+                   f"{arm} on permuted emotions falls back: its difference to UniCRS is not 'reproduced' and has a CI",
+            observed=observed, passed=passed, diff=gain["diff"], diff_ci95=gain["diff_ci95"], n_seeds=gain["n_seeds"],
+            permuted_minus_unicrs=fallback["diff"] if fallback else None,
+            permuted_minus_unicrs_ci95=fallback["diff_ci95"] if fallback else None))
+    neutral = _pair(data, NEGATIVE, arm, BASELINE, NEGATIVE)
+    if neutral is not None:
+        out.append(control(
+            "ecr-neg-independent", "negative",
+            setting="simulated ReDial over ml-100k, NEGATIVE_CONTROL: as the positive control, but each reaction's "
+                    "emotion is a coin flip independent of the seeker's rating",
+            expect=f"fixed rule: AUC({arm}) − AUC(UniCRS) vanishes (a CI that includes 0 or points below it)",
+            observed=_text(neutral, f"{arm} vs UniCRS"), passed=_vanishes(neutral), diff=neutral["diff"],
+            diff_ci95=neutral["diff_ci95"], n_seeds=neutral["n_seeds"]))
+    return out
+
+
 def evaluate(data: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Claims and controls of the results payload ``data`` (rows with dataset/arm/seed/AUC, extra)."""
     claims = [_auc_claim(data, SIM, "ecr-auc-sim", "simulated ReDial over ml-100k"),
               _auc_claim(data, REDIAL, "ecr-auc-redial", "real ReDial subset")]
-    return claims, _permuted_control(data)
+    return claims, _permuted_control(data) + _emotion_controls(data)

@@ -69,12 +69,15 @@ def annotate(input_path: Path, output: Path, method: str, featurizer: str, n_lab
     click.echo(json.dumps({k: v for k, v in report.__dict__.items()}, indent=1))
 
 
-def _load_data(data: str, n_dialogues: int, redial_dir: Path | None, seed: int):
+def _load_data(data: str, n_dialogues: int, redial_dir: Path | None, seed: int, setting: str = "standard",
+               files: dict | None = None):
     from recsys_kit.ecr.pipeline import redial_data, simulated_data
+    from recsys_kit.ecr.simulator import NEGATIVE_CONTROL, POSITIVE_CONTROL
 
     if data == "simulated":
-        return simulated_data(n_dialogues, seed=seed)
-    return redial_data(redial_dir, seed=seed)
+        knobs = {"standard": {}, "positive-control": POSITIVE_CONTROL, "negative-control": NEGATIVE_CONTROL}[setting]
+        return simulated_data(n_dialogues, seed=seed, **knobs)
+    return redial_data(redial_dir, seed=seed, **(files or {}))
 
 
 @group.command("train-rec")
@@ -86,26 +89,54 @@ def _load_data(data: str, n_dialogues: int, redial_dir: Path | None, seed: int):
 @click.option("--arm", type=click.Choice(["UniCRS", "ECR[L]", "ECR[LS]", "ECR[LG]", "ECR"]), default="ECR",
               show_default=True, help="UniCRS = emotion pieces off (the baseline).")
 @click.option("--featurizer", type=click.Choice(["tfidf", "minilm"]), default="tfidf", show_default=True)
+@click.option("--train-file", "train_files", multiple=True,
+              help="ReDial JSONL training file(s), relative to --redial-dir or absolute (default: valid_data.jsonl, "
+                   "train_subset_data.jsonl, train_data.jsonl, whichever exist). Repeatable.")
+@click.option("--valid-file", "valid_files", multiple=True,
+              help="Your own validation file(s); default: --valid-fraction of the training conversations.")
+@click.option("--test-file", "test_files", multiple=True, help="Test file(s) (default test_data.jsonl).")
+@click.option("--valid-fraction", type=float, default=0.1, show_default=True)
+@click.option("--movie-map", type=click.Path(path_type=Path), default=None,
+              help="ReDial movie id -> DBpedia URI JSON (default <redial-dir>/kgsf_id2entity.json).")
+@click.option("--setting", type=click.Choice(["standard", "positive-control", "negative-control"]),
+              default="standard", show_default=True,
+              help="Simulator setting: positive-control = emotion words are the only like/dislike channel (parallel "
+                   "wording, emotion words masked from the text view); negative-control = emotions independent of "
+                   "preference.")
+@click.option("--permute-emotions", is_flag=True, help="Control: shuffle the emotion labels across seeker turns.")
+@click.option("--reannotate", is_flag=True, help="Re-label every seeker turn even where the data carry emotions.")
+@click.option("--mask-emotions/--no-mask-emotions", default=None,
+              help="Remove emotion words from the recommender's text view (default: on for the control settings).")
 @config_option()
 @seed_option()
 @out_option("runs/ecr-rec")
 def train_rec(data: str, redial_dir: Path | None, n_dialogues: int, arm: str, featurizer: str,
-              config_path: Path | None, overrides: tuple[str, ...], seed: int, out: Path) -> None:
+              train_files: tuple[str, ...], valid_files: tuple[str, ...], test_files: tuple[str, ...],
+              valid_fraction: float, movie_map: Path | None, setting: str, permute_emotions: bool, reannotate: bool,
+              mask_emotions: bool | None, config_path: Path | None, overrides: tuple[str, ...], seed: int,
+              out: Path) -> None:
     """Train the emotion-aware recommender (or the baseline) and report test metrics."""
     from recsys_kit.ecr.pipeline import arm_config, default_train_config, prepare
     from recsys_kit.ecr.rec.train import RecTrainConfig, fit_recommender
     from shared.config import load_config
 
+    if setting != "standard" and data != "simulated":
+        raise ConfigError("--setting applies to --data simulated only")
     config = load_config(RecTrainConfig, config_path, overrides,
                          base=arm_config(arm, default_train_config(seed=seed, text_features=featurizer)))
-    crs = _load_data(data, n_dialogues, redial_dir, seed)
-    prepared = prepare(crs, featurizer=featurizer, seed=seed)
+    files = {"train_files": list(train_files) or None, "valid_files": list(valid_files) or None,
+             "test_files": list(test_files) or None, "valid_fraction": valid_fraction, "movie_map": movie_map}
+    crs = _load_data(data, n_dialogues, redial_dir, seed, setting, files)
+    mask = setting != "standard" if mask_emotions is None else mask_emotions
+    prepared = prepare(crs, featurizer=featurizer, seed=seed, permute=permute_emotions, reannotate=reannotate,
+                       mask_emotions=mask)
     trained = fit_recommender(crs.kg, prepared.samples["train"], prepared.samples["valid"], config,
                               prepared.cooccurrence, pretrain=prepared.pretrain, out=out)
     metrics, _ = trained.evaluate(prepared.samples["test"])
     sp.save_npz(out / "cooccurrence.npz", prepared.cooccurrence)
-    source = {"data": data, "n_dialogues": n_dialogues, "seed": seed,
-              "redial_dir": str(redial_dir) if redial_dir else None}
+    source = {"data": data, "n_dialogues": n_dialogues, "seed": seed, "setting": setting,
+              "permute_emotions": permute_emotions, "redial_dir": str(redial_dir) if redial_dir else None,
+              "movie_map": str(movie_map) if movie_map else None}
     atomic_write_text(out / "data.json", json.dumps(source))
     atomic_write_text(out / "metrics.json", json.dumps({"test": metrics, "history": trained.history}, indent=1))
     click.echo(" ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
@@ -137,7 +168,12 @@ def train_gen(reviews: str, base_model: Path | None, lora: bool, epochs: int, lr
         train_generator,
         with_lora,
     )
-    from recsys_kit.ecr.gen.prompt import load_imdb_reviews, simulate_reviews, training_example
+    from recsys_kit.ecr.gen.prompt import (
+        load_imdb_reviews,
+        movie_review_entities,
+        simulate_reviews,
+        training_example,
+    )
     from recsys_kit.ecr.kg import load_ml100k_kg
 
     if reviews == "simulated":
@@ -163,7 +199,7 @@ def train_gen(reviews: str, base_model: Path | None, lora: bool, epochs: int, lr
     sep = f" {tokenizer.eos_token} "
     losses = train_generator(model, tokenizer, [training_example(r, rng, sep) for r in records], config)
     save_generator(model, tokenizer, out)
-    entities = {r.movie: r.entities for r in records}
+    entities = movie_review_entities(records)
     atomic_write_text(out / "review_entities.json", json.dumps(entities))
     click.echo(f"trained on {len(records)} reviews; loss per epoch {[round(x, 3) for x in losses]}; saved to {out}")
 
@@ -171,8 +207,15 @@ def train_gen(reviews: str, base_model: Path | None, lora: bool, epochs: int, lr
 @group.command("chat")
 @click.option("--rec", "rec_dir", type=click.Path(path_type=Path), default=Path("runs/ecr-rec"), show_default=True)
 @click.option("--gen", "gen_dir", type=click.Path(path_type=Path), default=None, help="A train-gen folder (optional).")
+@click.option("--llm-url", default=None, help="OpenAI-compatible base URL: the LLM writes the responses instead.")
+@click.option("--llm-model", default=None, help="Model name for --llm-url.")
+@click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, help="Env var holding the API key.")
+@click.option("--cassette", type=click.Path(path_type=Path), default=None,
+              help="Record/replay file for the LLM's replies (with --cassette-mode replay no endpoint is needed).")
+@click.option("--cassette-mode", type=click.Choice(["auto", "record", "replay"]), default="auto", show_default=True)
 @seed_option()
-def chat(rec_dir: Path, gen_dir: Path | None, seed: int) -> None:
+def chat(rec_dir: Path, gen_dir: Path | None, llm_url: str | None, llm_model: str | None, api_key_env: str,
+         cassette: Path | None, cassette_mode: str, seed: int) -> None:
     """Talk to the trained recommender (+ generator) in the terminal; 'quit' or EOF ends the session."""
     from recsys_kit.ecr.chat import ChatSession
     from recsys_kit.ecr.kg import load_ml100k_kg, load_unicrs_kg
@@ -183,7 +226,8 @@ def chat(rec_dir: Path, gen_dir: Path | None, seed: int) -> None:
     if not (rec_dir / "data.json").is_file():
         raise DataError(f"{rec_dir} is not a train-rec folder (data.json missing); run 'paperkits recsys ecr train-rec'")
     source = json.loads((rec_dir / "data.json").read_text())
-    kg = load_ml100k_kg() if source["data"] == "simulated" else load_unicrs_kg(source["redial_dir"] or require_data("redial"))
+    kg = load_ml100k_kg() if source["data"] == "simulated" else load_unicrs_kg(
+        source["redial_dir"] or require_data("redial"), source.get("movie_map"))
     recommender = load_recommender(rec_dir, kg, sp.load_npz(rec_dir / "cooccurrence.npz").tocsr())
     generator = tokenizer = None
     entities = {}
@@ -194,7 +238,17 @@ def chat(rec_dir: Path, gen_dir: Path | None, seed: int) -> None:
         generator = AutoModelForCausalLM.from_pretrained(gen_dir)
         if (gen_dir / "review_entities.json").is_file():
             entities = json.loads((gen_dir / "review_entities.json").read_text())
-    session = ChatSession(recommender, kg, generator, tokenizer, entities, seed=seed)
+    llm = None
+    if llm_url or cassette:
+        from recsys_kit.ecr.emotion.llm import OpenAIChat
+        from recsys_kit.ecr.gen.llm import Cassette
+
+        if llm_url and not llm_model:
+            raise ConfigError("--llm-url needs --llm-model")
+        llm = OpenAIChat(llm_url, llm_model, os.environ.get(api_key_env)) if llm_url else None
+        if cassette:
+            llm = Cassette(cassette, llm, mode=cassette_mode if llm_url else "replay")
+    session = ChatSession(recommender, kg, generator, tokenizer, entities, seed=seed, llm=llm)
     click.echo("ECR chat — tell me what you like ('quit' to stop).")
     while True:
         try:
@@ -204,5 +258,7 @@ def chat(rec_dir: Path, gen_dir: Path | None, seed: int) -> None:
         if text.strip().lower() in {"quit", "exit", "bye"}:
             break
         click.echo(f"System: {session.respond(text)}")
+        emotion = ", ".join(f"{label} {p:.2f}" for label, p in session.last_emotion.items()) or "none"
+        click.echo(f"  [emotion read: {emotion}; top movies: {'; '.join(session.last_recommendations)}]")
 
 

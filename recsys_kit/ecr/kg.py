@@ -91,11 +91,14 @@ def _first(folder: Path, *names: str) -> Path:
                     f"(dbpedia_subkg.json, entity2id.json, relation2id.json, item_ids.json)")
 
 
-def load_unicrs_kg(folder: str | Path, movie_map: str | Path | None = None) -> KnowledgeGraph:
+def load_unicrs_kg(folder: str | Path, movie_map: str | Path | None = None,
+                   require_movie_map: bool = True) -> KnowledgeGraph:
     """Load the UniCRS/ECR DBpedia sub-graph (``dbpedia_subkg.json`` etc., optionally ``kg_``-prefixed).
 
     ``movie_map`` is a ReDial movie id -> DBpedia URI JSON (KGSF's ``id2entity``); by default
-    ``kgsf_id2entity.json`` beside the KG when present. Self-loop triples are dropped (the RGCN has a root weight).
+    ``kgsf_id2entity.json`` beside the KG. Raw ReDial names movies only as ``@id``, so without the map no movie
+    links and no sample can be built: its absence is an error unless ``require_movie_map=False`` (data that
+    carries ECR-processed ``movie`` URIs). Self-loop triples are dropped (the RGCN has a root weight).
     """
     folder = Path(folder)
     subkg = _read_json(_first(folder, "dbpedia_subkg.json", "kg_dbpedia_subkg.json"))
@@ -123,8 +126,13 @@ def load_unicrs_kg(folder: str | Path, movie_map: str | Path | None = None) -> K
         for movie_id, uri in _read_json(map_path).items():
             if uri in entity2id:
                 movie_to_entity[str(movie_id)] = int(entity2id[uri])
-    elif movie_map:
-        raise DataError(f"movie map {map_path} does not exist")
+        if not movie_to_entity:
+            raise DataError(f"movie map {map_path} links no ReDial movie id to an entity of {folder}'s entity2id; "
+                            "it must map movie ids to the KG's DBpedia URIs")
+    elif movie_map or require_movie_map:
+        raise DataError(f"movie map {map_path} does not exist: raw ReDial names movies as @id, and without a movie "
+                        "id -> DBpedia URI map (KGSF's id2entity as JSON) no movie links to the KG; pass movie_map= "
+                        "(CLI --movie-map) or require_movie_map=False for ECR-processed data with 'movie' URIs")
     return KnowledgeGraph(n_entities=n_entities, heads=np.array(heads, dtype=np.int64),
                           relations=np.array(rels, dtype=np.int64), tails=np.array(tails, dtype=np.int64),
                           relation_names=relation_names, entity_names=names,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import scipy.sparse as sp
@@ -28,7 +28,7 @@ from recsys_kit.ecr.rec.samples import (
 )
 from recsys_kit.ecr.rec.train import RecTrainConfig
 from recsys_kit.ecr.simulator import ReDialSimulator, SimulatorConfig, load_ml100k_ratings
-from shared.errors import ConfigError
+from shared.errors import ConfigError, DataError
 from shared.paths import require_data
 
 # arm -> (local emotion fusion, global co-occurrence tokens, loss weighting)   (paper Table 3)
@@ -76,9 +76,12 @@ def link_all(kg: KnowledgeGraph, splits: Mapping[str, list[Dialogue]]) -> None:
         linker.link(dialogues)
 
 
-def simulated_data(n_dialogues: int = 600, seed: int = 0, **knobs) -> CRSData:
-    """The embedded default: a simulated ReDial world over RecBole's ml-100k (80/10/10 split)."""
-    kg = load_ml100k_kg()
+def simulated_data(n_dialogues: int = 600, seed: int = 0, kg_min_degree: int = 3, **knobs) -> CRSData:
+    """The embedded default: a simulated ReDial world over RecBole's ml-100k (80/10/10 split).
+
+    ``kg_min_degree`` prunes the Freebase part of the KG (a large value keeps movies, genres and decades only:
+    the simulator uses nothing else, and the RGCN gets ~4x cheaper — the suite's small controls)."""
+    kg = load_ml100k_kg(min_degree=kg_min_degree)
     world = ReDialSimulator(kg, load_ml100k_ratings(), SimulatorConfig(n_dialogues=n_dialogues, **knobs)).generate(seed)
     train, valid, test = _split(world.dialogues, (0.1, 0.1), seed)
     splits = {"train": train, "valid": valid, "test": test}
@@ -86,24 +89,57 @@ def simulated_data(n_dialogues: int = 600, seed: int = 0, **knobs) -> CRSData:
     return CRSData("simulated-ml100k", kg, splits, world.latent_emotions)
 
 
+DEFAULT_TRAIN_FILES = ("valid_data.jsonl", "train_subset_data.jsonl", "train_data.jsonl")
+
+
+def _resolve(root: Path, names: Sequence[str | Path], what: str, optional: bool) -> list[Path]:
+    paths = [Path(n) if Path(n).is_absolute() else root / n for n in names]
+    found = [p for p in paths if p.is_file()]
+    if not optional and len(found) < len(paths):
+        missing = [str(p) for p in paths if not p.is_file()]
+        raise DataError(f"ReDial {what} file(s) {missing} do not exist")
+    if not found:
+        raise DataError(f"no ReDial {what} file found among {[str(p) for p in paths]}")
+    return found
+
+
 def redial_data(root: str | Path | None = None, max_train: int | None = None, max_test: int | None = None,
-                seed: int = 0, on_error: str = "raise") -> CRSData:
-    """The real ReDial subset: train = KGSF valid (901) + a 500-conversation train subset, 10 % held out for
-    validation; test = the official test split (1,342); the UniCRS DBpedia KG; movies linked through KGSF's map."""
+                seed: int = 0, on_error: str = "raise", *, train_files: Sequence[str | Path] | None = None,
+                valid_files: Sequence[str | Path] | None = None, test_files: Sequence[str | Path] | None = None,
+                valid_fraction: float = 0.1, movie_map: str | Path | None = None,
+                kg_dir: str | Path | None = None) -> CRSData:
+    """The real ReDial subset: train = KGSF valid (901) + a 500-conversation train subset, ``valid_fraction``
+    held out for validation; test = the official test split (1,342); the UniCRS DBpedia KG; movies linked through
+    KGSF's map.
+
+    File names are relative to ``root`` (or absolute): ``train_files`` (default: whichever of
+    :data:`DEFAULT_TRAIN_FILES` exist), ``test_files`` (default ``test_data.jsonl``), ``valid_files`` (a user's own
+    validation split; then nothing is held out of train), ``movie_map`` (default ``kgsf_id2entity.json``),
+    ``kg_dir`` (default ``root``). Emotion labels stored in the files are kept by :func:`prepare` unless it is
+    asked to re-annotate.
+    """
     root = Path(root) if root else require_data("redial")
-    kg = load_unicrs_kg(root)
+    if not 0 < valid_fraction < 1 and valid_files is None:
+        raise ConfigError(f"valid_fraction must be in (0, 1), got {valid_fraction}")
+    kg = load_unicrs_kg(Path(kg_dir) if kg_dir else root, movie_map)  # fails early without the movie map
     train = []
-    for name in ("valid_data.jsonl", "train_subset_data.jsonl", "train_data.jsonl"):
-        if (root / name).is_file():
-            train += load_redial(root / name, on_error=on_error)
-    test = load_redial(root / "test_data.jsonl", on_error=on_error)
+    for path in _resolve(root, train_files or DEFAULT_TRAIN_FILES, "training", optional=train_files is None):
+        train += load_redial(path, on_error=on_error)
+    test = []
+    for path in _resolve(root, test_files or ["test_data.jsonl"], "test", optional=False):
+        test += load_redial(path, on_error=on_error)
     random.Random(seed).shuffle(train)
     if max_train:
         train = train[:max_train]
     if max_test:
         test = test[:max_test]
-    n_valid = max(1, len(train) // 10)
-    splits = {"train": train[n_valid:], "valid": train[:n_valid], "test": test}
+    if valid_files is not None:
+        valid = [d for path in _resolve(root, valid_files, "validation", optional=False)
+                 for d in load_redial(path, on_error=on_error)]
+    else:
+        n_valid = max(1, int(round(valid_fraction * len(train))))
+        train, valid = train[n_valid:], train[:n_valid]
+    splits = {"train": train, "valid": valid, "test": test}
     link_all(kg, splits)
     return CRSData("redial", kg, splits)
 
@@ -121,18 +157,25 @@ class Prepared:
 
 def prepare(data: CRSData, *, annotation: str = "student", featurizer: str = "tfidf", beta: float = 0.1,
             n_f: int = 3, max_entities: int = 32, n_labelled: int = 5082, permute: bool = False,
-            seed: int = 0) -> Prepared:
-    """Annotate emotions (in place), optionally permute them (control), build samples and co-occurrence."""
+            seed: int = 0, reannotate: bool = False, mask_emotions: bool = False) -> Prepared:
+    """Annotate emotions (in place), optionally permute them (control), build samples and co-occurrence.
+
+    Emotion labels already stored on the dialogues (a user's, or ``annotate --method llm`` output) are kept;
+    only turns without one are annotated, unless ``reannotate=True`` re-labels everything. ``mask_emotions``
+    removes the emotion cue words from the recommender's text view (the controls; the annotator reads them).
+    """
     report, _ = annotate_corpus(data.splits, method=annotation, featurizer=featurizer, n_labelled=n_labelled,
-                                seed=seed, latent=data.latent)
+                                seed=seed, latent=data.latent, keep_given=not reannotate)
     if permute:
         for i, dialogues in enumerate(data.splits.values()):
             permute_emotions(dialogues, seed + i)
     items = set(data.kg.item_ids.tolist())
     samples = {name: build_rec_samples(d, data.kg.movie_to_entity, items, beta=beta, n_f=n_f,
-                                       max_entities=max_entities) for name, d in data.splits.items()}
+                                       max_entities=max_entities, mask_emotions=mask_emotions)
+               for name, d in data.splits.items()}
     require_samples(samples["train"], "training")
-    pretrain = build_pretrain_samples(data.splits["train"], beta=beta, n_f=n_f, max_entities=max_entities)
+    pretrain = build_pretrain_samples(data.splits["train"], beta=beta, n_f=n_f, max_entities=max_entities,
+                                      mask_emotions=mask_emotions)
     cooccurrence = cooccurrence_matrix(conversation_entity_lists(data.splits["train"], beta, n_f), data.kg.n_entities)
     return Prepared(data, report, samples, pretrain, cooccurrence)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from recsys_kit.data.redial import Dialogue, Message
 from recsys_kit.ecr.kg import ML100K_GENRES, KnowledgeGraph
+from shared.errors import ConfigError
 
 OPENING = {
     "like": ["Hi! I really love {genre} movies, like @{movie}.", "Hello, I'm a big fan of {genre} films. @{movie} is one of my favorites.",
@@ -68,6 +69,28 @@ class SimulatorConfig:
     p_seeker_hate: float = 0.25
     popular_pool: int = 300
     genre_pool: int = 120  # suggestions come from the genre's most-rated movies
+    # "varied": the phrasings above; "parallel": every seeker reaction is "I <w> <movie/genre>." and only the
+    # emotion-bearing word <w> differs between like and dislike (the positive/negative controls)
+    wording: str = "varied"
+    # "preference": the reaction's emotion follows the seeker's rating; "independent": like vs negative is a coin
+    # flip, unrelated to the rating and to the liked flag (the negative control)
+    emotion_signal: str = "preference"
+
+    def __post_init__(self):
+        if self.wording not in {"varied", "parallel"}:
+            raise ConfigError(f"wording must be 'varied' or 'parallel', got {self.wording!r}")
+        if self.emotion_signal not in {"preference", "independent"}:
+            raise ConfigError(f"emotion_signal must be 'preference' or 'independent', got {self.emotion_signal!r}")
+
+
+# the controls' parallel wording: emotion-bearing words only (what the annotator reads), same frame otherwise
+PARALLEL = {"like": ["loved", "adored", "enjoyed"], "negative": ["hated", "disliked", "could not stand"],
+            "neutral": ["have not seen", "do not know"]}
+# positive control: liked flags kept out of training by the benchmark (unweighted loss for every arm), parallel
+# wording, many genre questions; p_seeker_hate (volunteered disliked movies) balances the two sides' mention counts
+POSITIVE_CONTROL = dict(wording="parallel", p_trap=0.7, p_trap_follow=0.6, q_dislike=0.3, q_not_say=0.15,
+                        p_seeker_hate=0.4)
+NEGATIVE_CONTROL = dict(POSITIVE_CONTROL, emotion_signal="independent")
 
 
 @dataclasses.dataclass
@@ -98,6 +121,7 @@ class ReDialSimulator:
         for movie, _ in counts.most_common():
             for genre in self.movie_genres.get(movie, []):
                 self.genre_items[genre].append(movie)
+        self.control_genres = sorted(g for g, items in self.genre_items.items() if len(items) >= 60)
 
     def _genres(self, rated: dict[str, float]) -> tuple[str, str]:
         scores: dict[str, list[float]] = defaultdict(list)
@@ -144,6 +168,16 @@ class ReDialSimulator:
             if emotions is not None:
                 latent[(cid, mid)] = emotions
 
+        parallel = cfg.wording == "parallel"
+
+        def polarity(liked: bool) -> str:
+            if cfg.emotion_signal == "independent":
+                return rng.choice(["like", "negative"])
+            return "like" if liked else "negative"
+
+        def react(emotion: str, target: str) -> str:
+            return f"I {rng.choice(PARALLEL[emotion])} {target}."
+
         def pick(pool: list[str]) -> str | None:
             for movie in pool:
                 if movie not in used:
@@ -161,6 +195,60 @@ class ReDialSimulator:
                       and favourite not in self.movie_genres.get(m, [])] + disliked
         if opener is None:
             opener = pick(self.popular)
+        if parallel:  # the controls: liked and disliked sides are symmetric in everything but the emotion words
+            # the liked and the hated genre are a random pair of large genres, sides drawn at random: no genre,
+            # pool size or popularity prior tells a liked suggestion from a disliked one (the preference is
+            # planted, not read from the ml-100k ratings)
+            favourite, hated = rng.sample(self.control_genres, 2)
+            fav_pool, hated_pool = ([m for m in self.genre_items[g][: cfg.genre_pool]
+                                     if other not in self.movie_genres.get(m, [])]
+                                    for g, other in ((favourite, hated), (hated, favourite)))
+            rated = {}
+            sides = {True: (favourite, fav_pool), False: (hated, hated_pool)}
+            first = rng.random() < 0.5  # the seeker opens with a liked or with a disliked genre and movie
+            movie = pick(sides[first][1]) or opener
+            emotion = polarity(first)
+            say(seeker, f"{react(emotion, f'{sides[first][0].lower()} movies')} For example @{movie}.", [emotion])
+            questions[movie] = {"suggested": 0, "seen": 1, "liked": int(first)}
+            say(recommender, rng.choice(REC_GREETING))
+            for _ in range(rng.randint(cfg.min_turns, cfg.max_turns)):
+                follow = None
+                if rng.random() < cfg.p_trap:  # the recommender asks about the liked or the hated genre
+                    side = rng.random() < 0.5
+                    say(recommender, rng.choice(TRAP).format(genre=sides[side][0].lower()))
+                    emotion = polarity(side)
+                    say(seeker, react(emotion, f"{sides[side][0].lower()} movies"), [emotion])
+                    # the recommender reads the reaction: it follows up on a liked genre, moves on from a hated one
+                    follow = True if side and rng.random() < cfg.p_trap_follow else None
+                draw = rng.random()
+                if follow is not None:
+                    kind = "like" if follow else "dislike"
+                else:
+                    kind = "dislike" if draw < cfg.q_dislike else "not_say" if draw < cfg.q_dislike + cfg.q_not_say \
+                        else "like"
+                if kind == "not_say":
+                    movie = pick([m for m in self.popular if m not in rated and favourite not in
+                                  self.movie_genres.get(m, []) and hated not in self.movie_genres.get(m, [])])
+                else:
+                    movie = pick(sides[kind == "like"][1]) or pick(self.popular)
+                if movie is None:
+                    break
+                say(recommender, rng.choice(SUGGEST).format(movie=movie, genre=sides[kind != "dislike"][0].lower()))
+                emotion = "neutral" if kind == "not_say" else polarity(kind == "like")
+                say(seeker, react(emotion, f"@{movie}"), [emotion])
+                questions[movie] = {"suggested": 1, "seen": int(kind != "not_say"),
+                                    "liked": {"like": 1, "dislike": 0, "not_say": 2}[kind]}
+                bad = pick(hated_pool) if rng.random() < cfg.p_seeker_hate else None
+                if bad:  # the seeker volunteers a disliked movie: both sides get about as many mentions, so how
+                    emotion = polarity(False)  # often a genre comes up does not tell which side it is on
+                    say(recommender, "Tell me about another movie you have seen.")
+                    say(seeker, react(emotion, f"@{bad}"), [emotion])
+                    questions[bad] = {"suggested": 0, "seen": 1, "liked": 0}
+            say(recommender, rng.choice(CLOSING_REC))
+            say(seeker, rng.choice(CLOSING_SEEKER), ["grateful"])
+            mentions = {m: self.kg.movie_titles.get(m, m) for m in questions}
+            return Dialogue(conversation_id=cid, messages=messages, movie_mentions=mentions, seeker=seeker,
+                            recommender=recommender, initiator_questions=questions, respondent_questions={}), latent
         emotion = rng.choice(["like", "like", "happy", "nostalgia"])
         say(seeker, rng.choice(OPENING[emotion]).format(genre=favourite.lower(), movie=opener), [emotion])
         questions[opener] = {"suggested": 0, "seen": 1, "liked": 1}

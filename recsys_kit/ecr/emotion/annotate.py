@@ -59,16 +59,39 @@ class AnnotationReport:
     labeller_recall_at_2_vs_latent: float | None = None
     student_recall_at_2_vs_latent: float | None = None
     label_shares: dict[str, float] = dataclasses.field(default_factory=dict)
+    per_emotion_vs_latent: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+
+
+def per_emotion_scores(predicted: Sequence[Mapping[str, float]], gold: Sequence[Sequence[str]],
+                       beta: float = 0.1) -> dict[str, dict[str, float]]:
+    """Per emotion: precision and recall of the labels kept at probability > β (ECR's rule, top-1 if none
+    passes) against gold label sets, plus the gold support and the predicted count."""
+    out = {}
+    kept = []
+    for annotation in predicted:
+        ranked = sorted(annotation.items(), key=lambda kv: -kv[1])
+        kept.append({label for label, p in ranked if p > beta} or {label for label, _ in ranked[:1]})
+    for label in EMOTIONS:
+        tp = sum(label in k and label in g for k, g in zip(kept, gold))
+        n_pred = sum(label in k for k in kept)
+        n_gold = sum(label in g for g in gold)
+        out[label] = {"precision": tp / n_pred if n_pred else float("nan"),
+                      "recall": tp / n_gold if n_gold else float("nan"), "support": n_gold, "predicted": n_pred}
+    return out
 
 
 def annotate_corpus(splits: Mapping[str, Sequence[Dialogue]], *, method: str = "student",
                     featurizer: str = "tfidf", labeller: Callable[[str], Mapping[str, float]] | None = None,
                     n_labelled: int = 5082, holdout: float = 0.2, seed: int = 0,
-                    latent: Mapping[tuple[str, int], list[str]] | None = None) -> tuple[AnnotationReport, EmotionClassifier | None]:
+                    latent: Mapping[tuple[str, int], list[str]] | None = None,
+                    keep_given: bool = False) -> tuple[AnnotationReport, EmotionClassifier | None]:
     """Annotate all seeker blocks of every split in place; ``splits["train"]`` supplies the labelled subset.
 
     ``method="teacher"`` labels everything with the labeller directly; ``"student"`` (the paper's path) labels
     ``n_labelled`` training blocks, trains the focal-loss student on them and labels everything with it.
+    ``keep_given=True`` keeps every emotion already stored on a block (a user's labels, or ``annotate --method
+    llm`` output): when every block has one nothing is re-annotated (method ``"given"``); otherwise the student
+    learns from the given training labels (the paper's LLM-labelled subset) and labels only the blocks without.
     ``latent`` (the simulator's true labels, keyed by (conversation id, message id)) is only used to score.
     """
     if method not in {"teacher", "student"}:
@@ -80,7 +103,21 @@ def annotate_corpus(splits: Mapping[str, Sequence[Dialogue]], *, method: str = "
     every = [b for name in splits for b in blocks[name]]
     report = AnnotationReport(method=method, n_labelled=0, n_annotated=len(every))
     classifier = None
-    if method == "teacher":
+    given = [b for b in every if _stored(b)] if keep_given else []
+    if given:
+        missing = [b for b in every if not _stored(b)]
+        report.method, report.n_labelled, report.n_annotated = "given", len(given), len(missing)
+        train_given = [b for b in blocks["train"] if _stored(b)]
+        if missing:
+            if len(train_given) < 10:
+                raise DataError(f"{len(missing)} seeker turns lack emotion labels and only {len(train_given)} "
+                                "training turns carry one; label more turns or re-annotate everything")
+            report.method = "given+student"
+            classifier = EmotionClassifier(make_featurizer(featurizer, dim=128, seed=seed), seed=seed)
+            classifier.fit([b.text for b in train_given], [_stored(b) for b in train_given])
+            for block, annotation in zip(missing, classifier.annotate([b.text for b in missing])):
+                block.dialogue.messages[block.message_index].emotion = annotation
+    elif method == "teacher":
         for block in every:
             block.dialogue.messages[block.message_index].emotion = dict(labeller(block.text))
         report.n_labelled = len(every)
@@ -109,6 +146,8 @@ def annotate_corpus(splits: Mapping[str, Sequence[Dialogue]], *, method: str = "
             report.labeller_recall_at_2_vs_latent = recall_at_k(teacher_probs, gold, 2)
             student_probs = _as_matrix([b.dialogue.messages[b.message_index].emotion for b, _ in scored])
             report.student_recall_at_2_vs_latent = recall_at_k(student_probs, gold, 2)
+            report.per_emotion_vs_latent = per_emotion_scores([_stored(b) for b, _ in scored],
+                                                              [labels for _, labels in scored])
     shares = np.zeros(len(EMOTIONS))
     for block in every:
         emotion = block.dialogue.messages[block.message_index].emotion
@@ -116,6 +155,10 @@ def annotate_corpus(splits: Mapping[str, Sequence[Dialogue]], *, method: str = "
             shares[EMOTIONS.index(label)] += prob > 0.1
     report.label_shares = {label: float(shares[i] / max(1, len(every))) for i, label in enumerate(EMOTIONS)}
     return report, classifier
+
+
+def _stored(block: SeekerBlock) -> dict[str, float]:
+    return block.dialogue.messages[block.message_index].emotion
 
 
 def _as_matrix(annotations: Sequence[Mapping[str, float]]) -> np.ndarray:

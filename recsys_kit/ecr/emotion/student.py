@@ -75,7 +75,9 @@ class EmotionClassifier:
         features = torch.from_numpy(self.featurizer.transform(texts))  # (n, dim)
         targets = torch.from_numpy(label_matrix(annotations))  # (n, 9)
         generator = torch.Generator().manual_seed(self.seed)
-        self.head_ = nn.Linear(features.shape[1], len(EMOTIONS))
+        with torch.random.fork_rng(devices=[]):  # the head's init from the run's seed, not torch's global state
+            torch.manual_seed(self.seed)
+            self.head_ = nn.Linear(features.shape[1], len(EMOTIONS))
         optimizer = torch.optim.Adam(self.head_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         self.losses_ = []
         for _ in range(self.epochs):

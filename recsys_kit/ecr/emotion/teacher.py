@@ -14,10 +14,11 @@ from recsys_kit.ecr.labels import EMOTIONS
 _NEG = r"(?<!n't )(?<!not )(?<!never )(?<!no )"
 CUES: dict[str, list[str]] = {
     "negative": [r"\b(hate[sd]?|hated|awful|terrible|boring|bored|worst|disappoint\w*|regret\w*|ugh|can't stand|"
+                 r"could not stand|couldn't stand|cannot stand|"
                  r"dislike[sd]?|not a fan|annoy\w*|sad|scary|scared|too slow|meh|bad)\b",
                  r"\b(didn't|did not|don't|do not|never) (like|love|enjoy)\w*", r"^\s*no\b", r"\bplease no\b",
                  r"\bnot really\b", r"\bnothing like\b"],
-    "like": [_NEG + r"\b(love[sd]?|loved|adore|favou?rites?|liked|enjoy(ed)?|great|amazing|fan of|good one|"
+    "like": [_NEG + r"\b(love[sd]?|loved|adored?|favou?rites?|liked|enjoy(ed)?|great|amazing|fan of|good one|"
              r"good suggestion|great pick|great choice|so good|excellent)\b"],
     "curious": [r"\?", r"\b(what about|tell me more|what is it|is it good|any ideas|suggest|recommend|"
                 r"looking for|in the mood)\b"],
@@ -26,7 +27,7 @@ CUES: dict[str, list[str]] = {
     "nostalgia": [r"\b(remember|as a kid|childhood|grew up|brings back|memories|old days)\b"],
     "surprise": [r"\b(wow|didn't expect|did not expect|surpris\w*|no way|oh my)\b"],
     "agreement": [r"\b(agree\w*|exactly|sure|yes|yeah|of course|sounds good|okay|ok)\b"],
-    "neutral": [r"\b(haven't seen|have not seen|never seen|don't know|not seen it|maybe)\b"],
+    "neutral": [r"\b(haven't seen|have not seen|never seen|don't know|do not know|not seen it|maybe)\b"],
 }
 _COMPILED = {label: [re.compile(p, re.IGNORECASE) for p in patterns] for label, patterns in CUES.items()}
 
@@ -42,6 +43,14 @@ VALENCE = {
     "recommended": 1, "big": 1, "wait": 1, "enjoyable": 2, "hooked": 2, "unforgettable": 3,
     "thanks": 1, "glad": 1, "hope": 1, "sweet": 1, "warm": 1, "heart": 2, "cry": 2, "smile": 2, "memorable": 2,
 }
+
+
+def mask_emotion_cues(text: str, placeholder: str = "") -> str:
+    """``text`` with every emotion cue the teacher reads removed (a text view without the emotion words)."""
+    for patterns in _COMPILED.values():
+        for pattern in patterns:
+            text = pattern.sub(placeholder, text)
+    return re.sub(r"\s+", " ", text).strip()
 
 
 class LexiconTeacher:

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import random
 import re
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -112,6 +113,19 @@ _REVIEW_GENRE = ["As a {genre} fan, I enjoyed every minute of it.", "It is a bri
 _REVIEW_DECADE = ["It came out in the {decade} and still feels fresh.", "A true gem from the {decade}."]
 _REVIEW_CLOSE = ["I can't wait to watch it again!", "The ending left me smiling.", "Highly recommended, I loved it.",
                  "It is a beautiful and memorable experience."]
+
+
+def movie_review_entities(reviews: Sequence[Review], min_count: int = 2) -> dict[str, list[str]]:
+    """Per movie, the review entities pooled over *every* review of it (the code's ``mv2e_review``): those
+    mentioned at least ``min_count`` times across its reviews, most frequent first, else its most frequent one."""
+    counts: dict[str, Counter] = {}
+    for review in reviews:
+        counts.setdefault(review.movie, Counter()).update(dict.fromkeys(review.entities, 1))
+    out = {}
+    for movie, counter in counts.items():
+        ranked = [e for e, _ in counter.most_common()]
+        out[movie] = [e for e in ranked if counter[e] >= min_count] or ranked[:1]
+    return out
 
 
 def simulate_reviews(kg: KnowledgeGraph, entities: Sequence[int], seed: int = 0, per_item: int = 2) -> list[Review]:

@@ -38,6 +38,9 @@ class RecModelConfig:
     use_emotion: bool = True  # local emotion fusion (ECR[L]); False = UniCRS-style entity tokens
     use_global: bool = True  # global co-occurrence tokens (ECR[G])
     mask_text_padding: bool = True  # [R] the official code does not mask pad tokens in token–entity attention
+    init_std: float = 0.02  # [R] N(0, 0.02) for the added position/segment embeddings (GPT-2/BERT practice);
+    # torch's default N(0, 1) (norm ≈ √d ≈ 8) swamps an entity's own component (norm ≈ 1) once the attended
+    # turn tokens are added onto it, and the model then ignores entities (and emotions) for many epochs
 
 
 def relation_edges(kg: KnowledgeGraph) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None]:
@@ -156,6 +159,8 @@ class ECRRecommender(nn.Module):
         self.soft_mlp = residual_mlp(d, d // 2)
         self.user_query = nn.Parameter(torch.randn(1, 1, d) * 0.02)
         self.segment = nn.Embedding(5, d)  # soft / local / global / text / query
+        for table in (self.turn_position, self.segment):
+            nn.init.normal_(table.weight, std=config.init_std)
         if config.use_emotion:
             self.emotions = EmotionEncoder(d, config.emotion_dim)
             self.fuse = Fuse(d, config.emotion_dim)
@@ -173,21 +178,37 @@ class ECRRecommender(nn.Module):
         """The RGCN entity matrix E (N, d), recomputed every step as in the paper."""
         return self.entities(self.edges)
 
+    def _semantic_fusion(self, batch: dict[str, torch.Tensor], E: torch.Tensor):
+        """Turn tokens T (B, n_t, d), the entities' own rows E_l and the attended text Σ_q α_qj t_q (B, n_e, d)."""
+        text = batch["text"]  # (B, n_t, text_dim)
+        text_mask = batch["text_mask"]  # (B, n_t) True = real turn
+        T = self.text_project(self.text_mlp(text) + text) + self.turn_position(batch["turn_position"])  # (B, n_t, d)
+        own = E[batch["entities"]]  # (B, n_e, d)
+        scores = (self.token_entity(T) @ own.transpose(1, 2)) / E.shape[1]  # (B, n_t, n_e), /d as in the code
+        if self.config.mask_text_padding:
+            scores = scores.masked_fill(~text_mask.unsqueeze(-1), float("-inf"))
+        alpha = torch.softmax(scores, dim=1)  # over the token axis
+        return T, own, alpha.transpose(1, 2) @ T
+
+    @torch.no_grad()
+    def fusion_scale(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Mean L2 norms of the fused local entity's parts: its own row, the attended text, the position and
+        segment embeddings (a diagnostic: the entity's own part must not be swamped by what is added to it)."""
+        E = self.entity_matrix()
+        _, own, attended = self._semantic_fusion(batch, E)
+        mask = batch["entity_mask"]
+        return {"entity": float(own.norm(dim=-1)[mask].mean()), "attended_text": float(attended.norm(dim=-1)[mask].mean()),
+                "turn_position": float(self.turn_position.weight.norm(dim=-1).mean()),
+                "segment": float(self.segment.weight.norm(dim=-1).mean())}
+
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Logits over all entities (B, N)."""
         cfg = self.config
         E = self.entity_matrix()  # (N, d)
-        d = E.shape[1]
-        text = batch["text"]  # (B, n_t, text_dim)
-        text_mask = batch["text_mask"]  # (B, n_t) True = real turn
-        T = self.text_project(self.text_mlp(text) + text) + self.turn_position(batch["turn_position"])  # (B, n_t, d)
+        text_mask = batch["text_mask"]
         ids, entity_mask = batch["entities"], batch["entity_mask"]  # (B, n_e)
-        local = E[ids]  # (B, n_e, d)
-        scores = (self.token_entity(T) @ local.transpose(1, 2)) / d  # (B, n_t, n_e), /d as in the code
-        if cfg.mask_text_padding:
-            scores = scores.masked_fill(~text_mask.unsqueeze(-1), float("-inf"))
-        alpha = torch.softmax(scores, dim=1)  # over the token axis
-        local = alpha.transpose(1, 2) @ T + local  # (B, n_e, d): ẽ_j = Σ_q α_qj t_q + e_j
+        T, own, attended = self._semantic_fusion(batch, E)
+        local = attended + own  # (B, n_e, d): ẽ_j = Σ_q α_qj t_q + e_j
         parts, masks, segments = [], [], []
         B = ids.shape[0]
         soft = self.soft_tokens + self.soft_mlp(self.soft_tokens)

@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from recsys_kit.data.redial import MENTION, Dialogue, Turn, merge_turns
+from recsys_kit.ecr.emotion.teacher import mask_emotion_cues
 from recsys_kit.ecr.labels import EMOTION_INDEX
 from shared.errors import DataError
 
@@ -63,15 +64,19 @@ def assign_entity_emotions(turns: Sequence[Turn], beta: float = 0.1, n_f: int = 
     return out
 
 
-def _render(turn: Turn, titles: dict[str, str]) -> str:
+def _render(turn: Turn, titles: dict[str, str], mask_emotions: bool = False) -> str:
     speaker = "User" if turn.role == "seeker" else "System"
-    return f"{speaker}: " + MENTION.sub(lambda m: titles.get(m.group(1), "a movie"), turn.text)
+    text = mask_emotion_cues(turn.text) if mask_emotions else turn.text
+    return f"{speaker}: " + MENTION.sub(lambda m: titles.get(m.group(1), "a movie"), text)
 
 
 def build_rec_samples(dialogues: Sequence[Dialogue], movie_to_entity: dict[str, int], items: set[int], *,
                       beta: float = 0.1, n_f: int = 3, max_entities: int = 32, max_turns: int = 8,
-                      seeker_items_too: bool = False) -> list[RecSample]:
+                      seeker_items_too: bool = False, mask_emotions: bool = False) -> list[RecSample]:
     """One sample per (recommender turn, mentioned movie that is a KG item), feedback aligned by movie id.
+
+    ``mask_emotions`` removes the emotion cue words from the context text the recommender's text encoder reads
+    (the controls: emotions then reach the model only through the annotated emotion labels).
 
     The official ``process_mask.py`` zips movie entities with feedback labels and misaligns them when a movie
     is missing from the KG (brief §6 bug 4); here each movie's feedback is looked up by its own id. Movies
@@ -88,7 +93,7 @@ def build_rec_samples(dialogues: Sequence[Dialogue], movie_to_entity: dict[str, 
             context_turns = turns[:t]
             mentions = assign_entity_emotions(context_turns, beta, n_f)[-max_entities:]
             reaction = next((x for x in turns[t + 1:] if x.role == "seeker"), None)
-            context = [_render(x, dialogue.movie_mentions) for x in context_turns][-max_turns:]
+            context = [_render(x, dialogue.movie_mentions, mask_emotions) for x in context_turns][-max_turns:]
             seen: set[str] = set()
             for movie in turn.movies:
                 entity = movie_to_entity.get(movie)
@@ -102,7 +107,7 @@ def build_rec_samples(dialogues: Sequence[Dialogue], movie_to_entity: dict[str, 
 
 
 def build_pretrain_samples(dialogues: Sequence[Dialogue], *, beta: float = 0.1, n_f: int = 3,
-                           max_entities: int = 32, max_turns: int = 8) -> list[RecSample]:
+                           max_entities: int = 32, max_turns: int = 8, mask_emotions: bool = False) -> list[RecSample]:
     """UniCRS/ECR pre-training (``train_pre.py``): context includes the turn itself; targets = its entities."""
     samples = []
     for dialogue in dialogues:
@@ -111,7 +116,7 @@ def build_pretrain_samples(dialogues: Sequence[Dialogue], *, beta: float = 0.1, 
             if not turn.entities:
                 continue
             mentions = assign_entity_emotions(turns[: t + 1], beta, n_f)[-max_entities:]
-            context = [_render(x, dialogue.movie_mentions) for x in turns[: t + 1]][-max_turns:]
+            context = [_render(x, dialogue.movie_mentions, mask_emotions) for x in turns[: t + 1]][-max_turns:]
             for entity in dict.fromkeys(turn.entities):
                 samples.append(RecSample(dialogue.conversation_id, context, mentions, entity, "like"))
     return samples

@@ -3,6 +3,9 @@
 ``fit_recommender`` runs the optional pre-training stage (context includes the turn, targets its entities,
 plain CE) and then recommendation fine-tuning with the feedback-weighted loss, AdamW + linear warmup/decay,
 gradient clipping, and the best-validation-loss checkpoint — the official ``train_pre.py``/``train_rec.py`` loop.
+Recommendation fine-tuning stops early on validation, by the same rule for every arm: the *unweighted* CE on
+the validation split ([R]: one criterion for all arms, so an arm's loss weights cannot change when it stops),
+``patience`` epochs without improvement, at most ``epochs`` epochs; the best epoch's weights are kept.
 """
 
 from __future__ import annotations
@@ -35,7 +38,10 @@ class RecTrainConfig:
     """Training knobs (paper/code values in comments; defaults are CPU-sized)."""
 
     model: RecModelConfig = dataclasses.field(default_factory=RecModelConfig)
-    epochs: int = 5  # code: 5
+    epochs: int = 30  # the most epochs; training stops earlier on validation (code: 5 fixed epochs with a frozen
+    # 768-d PLM; a from-scratch CPU model needs more, and a fixed short budget stops before the emotion path is used)
+    patience: int = 3  # stop after this many epochs without a lower validation loss (None/0: run all epochs)
+    min_delta: float = 1e-4  # an improvement smaller than this does not reset the patience
     pretrain_epochs: int = 0  # code: 10 (train_pre.py)
     batch_size: int = 64  # code: 128
     lr: float = 1e-3  # code: 1e-4 (with a 768-d frozen PLM); a tiny model trained from scratch needs more
@@ -200,7 +206,7 @@ def _run_stage(model, encoder, train, valid, config, epochs, lr, weighted, items
     warmup = max(1, int(config.warmup_frac * steps))
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup))))
-    best, best_state = math.inf, None
+    best, best_state, best_epoch = math.inf, None, 0
     for epoch in range(epochs):
         model.train()
         order = generator.permutation(len(train))
@@ -220,14 +226,17 @@ def _run_stage(model, encoder, train, valid, config, epochs, lr, weighted, items
         record = {"stage": desc, "epoch": epoch + 1, "train_loss": total / len(train)}
         if valid:
             model.eval()
-            with torch.no_grad():
-                losses = [float(_loss(model, encoder.batch(valid[s:s + 64]), valid[s:s + 64], config, items, weighted))
+            with torch.no_grad():  # unweighted: the same stopping criterion for every arm
+                losses = [float(_loss(model, encoder.batch(valid[s:s + 64]), valid[s:s + 64], config, items, False))
                           * len(valid[s:s + 64]) for s in range(0, len(valid), 64)]
             record["valid_loss"] = sum(losses) / len(valid)
-            if record["valid_loss"] < best:
-                best = record["valid_loss"]
+            if record["valid_loss"] < best - config.min_delta:
+                best, best_epoch = record["valid_loss"], epoch
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            record["best_epoch"] = best_epoch + 1
         history.append(record)
+        if valid and config.patience and epoch - best_epoch >= config.patience:
+            break  # early stopping
     if best_state is not None:
         model.load_state_dict(best_state)
 

@@ -73,3 +73,20 @@ def test_the_run_time_bootstrap_gives_the_one_seed_redial_claim_a_ci(tmp_path):
     assert claims["ecr-auc-redial"]["method"].startswith("paired bootstrap over 400 units")
     assert claims["ecr-auc-sim"]["verdict"] == "direction_only"  # one seed, no simulated bootstrap stored
     assert controls["ecr-neg-permuted"]["passed"] is True
+
+
+def _controls_payload(pos: dict[str, float], neg: dict[str, float]) -> dict:
+    payload = _payload({"UniCRS": 0.55, "ECR": 0.62, "ECR (permuted emotions)": 0.55})
+    payload["rows"] += _rows("sim-positive-control", pos) + _rows("sim-negative-control", neg)
+    return payload
+
+
+def test_emotion_only_positive_control_and_independent_negative_control():
+    ok = {"UniCRS": 0.60, "ECR[L]": 0.70, "ECR[L] (permuted emotions)": 0.60}
+    _, controls = _score(_controls_payload(ok, {"UniCRS": 0.60, "ECR[L]": 0.60}))
+    assert controls["ecr-pos-emotion-only"]["kind"] == "positive" and controls["ecr-pos-emotion-only"]["passed"]
+    assert controls["ecr-neg-independent"]["kind"] == "negative" and controls["ecr-neg-independent"]["passed"]
+    # the gain survives permuted emotions: the emotions do not carry it, the positive control fails
+    kept = dict(ok, **{"ECR[L] (permuted emotions)": 0.70})
+    _, controls = _score(_controls_payload(kept, {"UniCRS": 0.60, "ECR[L]": 0.70}))
+    assert not controls["ecr-pos-emotion-only"]["passed"] and not controls["ecr-neg-independent"]["passed"]

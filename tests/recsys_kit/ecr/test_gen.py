@@ -117,3 +117,44 @@ def test_bad_review_file(tmp_path):
     with pytest.raises(DataError, match="content"):
         load_imdb_reviews(tmp_path / "r.json")
     assert Review("a", "b", [], []).movie == "a"
+
+
+def test_llm_cassette_records_and_replays_offline(tmp_path):
+    from recsys_kit.ecr.gen.llm import Cassette, llm_response
+    from shared.errors import ConfigError, DataError
+
+    prompts = []
+
+    def endpoint(prompt):
+        prompts.append(prompt)
+        return " I adore Heat, a thrilling heist film with Al Pacino. "
+
+    path = tmp_path / "cassette.json"
+    recorded = llm_response(Cassette(path, endpoint, mode="record"), ["User: I love crime films"], "Heat",
+                            "You should watch Heat.", ["Heat's starring is Al Pacino"])
+    assert recorded.startswith("I adore Heat") and "recommend only Heat" in prompts[0] and "Al Pacino" in prompts[0]
+    replayed = llm_response(Cassette(path, mode="replay"), ["User: I love crime films"], "Heat",
+                            "You should watch Heat.", ["Heat's starring is Al Pacino"])
+    assert replayed == recorded and len(prompts) == 1  # no endpoint call on replay
+    with pytest.raises(DataError, match="no reply for this prompt"):
+        llm_response(Cassette(path, mode="replay"), [], "Alien", "Try Alien.", [])
+    with pytest.raises(ConfigError, match="needs an endpoint"):
+        Cassette(path, mode="record")
+
+
+def test_chat_session_uses_the_llm_and_reports_emotion_and_movies(tiny_prepared):
+    import dataclasses as dc
+
+    from recsys_kit.ecr.chat import ChatSession
+    from recsys_kit.ecr.pipeline import arm_config, default_train_config
+    from recsys_kit.ecr.rec.model import RecModelConfig
+    from recsys_kit.ecr.rec.train import fit_recommender
+
+    p = tiny_prepared
+    model = RecModelConfig(dim=32, entity_dim=16, emotion_dim=8, n_layers=1, use_global=False)
+    config = dc.replace(arm_config("ECR[L]", default_train_config(epochs=1)), model=model)
+    trained = fit_recommender(p.data.kg, p.samples["train"][:32], [], config)
+    session = ChatSession(trained, p.data.kg, llm=lambda prompt: "LLM reply")
+    assert session.respond("No, I really hate horror movies") == "LLM reply"
+    assert max(session.last_emotion, key=session.last_emotion.get) == "negative"
+    assert len(session.last_recommendations) == 5

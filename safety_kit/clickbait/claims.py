@@ -108,6 +108,7 @@ def positive_control(rows: list[dict[str, Any]], arm: str = "debiased", id_suffi
               "id_within_tolerance": id_gap >= -ID_TOLERANCE, "text_alone_not_enough": text_only <= ceiling - HEADROOM}
     power = min(_power(se_erm), _power(se_inv))
     ood = {a: round(_mean(per_seed(rows, "ood_f1", dataset=dataset, arm=a)), 4) for a in sorted(arms)}
+    id_f1 = {a: round(_mean(per_seed(rows, "id_f1", dataset=dataset, arm=a)), 4) for a in sorted(arms)}
     observed = (f"{arm} − ERM OOD F1 {gain_erm:+.3f} (SE {se_erm:.3f}), − {strongest} {gain_inv:+.3f} "
                 f"(SE {se_inv:.3f}) over {n} seeds; ID F1 {id_gap:+.3f} vs ERM; text-only LR OOD F1 "
                 f"{text_only:.3f} vs causal ceiling {ceiling:.3f}; power to detect a {DETECTABLE_GAIN:.0%} gain at "
@@ -119,7 +120,7 @@ def positive_control(rows: list[dict[str, Any]], arm: str = "debiased", id_suffi
         f"model arm '{arm}'",
         f"{arm} beats ERM and the strongest of GroupDRO/IRM/V-REx on OOD F1 by > 2 SE each, ID F1 ≥ ERM's − "
         f"{ID_TOLERANCE}, and a text-only LR ≥ {HEADROOM} below the causal ceiling (LR on headline + image)",
-        observed, all(checks.values()), checks=checks, power_3pt=power, n_seeds=n, ood_f1=ood,
+        observed, all(checks.values()), checks=checks, power_3pt=power, n_seeds=n, ood_f1=ood, id_f1=id_f1,
         strongest_invariance=strongest)
 
 

@@ -228,6 +228,9 @@ class DebiasedClickbaitClassifier(TorchBinaryClassifier):
             terms["kl"] = beta * kl
         if warm:  # brief §2.4 stage 1: classification, KL and reconstruction only
             return terms
+        # the learned assigner π is trained by L_env and the balance term (brief §2.3 option B), never by the
+        # invariance penalty: π that minimises Var_e[R_e] picks environments of equal risk and voids the penalty
+        inv_w = env_w.detach() if env_w is not None else None
         if self.lambda_inv > 0 and env_w is not None:
             penalty = torch.zeros(())
             targets = {"invariant_head": ["logit_inv"], "classifier": ["logit"],
@@ -235,9 +238,9 @@ class DebiasedClickbaitClassifier(TorchBinaryClassifier):
             for key in targets:
                 if self.invariance_penalty == "vrex":
                     per_row = F.binary_cross_entropy_with_logits(out[key], y, reduction="none")
-                    penalty = penalty + L.vrex_penalty(per_row, env_w)
+                    penalty = penalty + L.vrex_penalty(per_row, inv_w)
                 else:
-                    penalty = penalty + L.irm_penalty(out[key], y, env_w)
+                    penalty = penalty + L.irm_penalty(out[key], y, inv_w)
             terms["inv"] = self.lambda_inv * penalty
         if self.lambda_env > 0 and env_w is not None:
             target = env_w.detach() if self.environment_strategy_ != "learned" else env_w

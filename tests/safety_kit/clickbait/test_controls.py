@@ -11,7 +11,8 @@ from shared.claims import check, per_seed
 
 QUICK = dataclasses.replace(PROFILES["default"], group_dim=32, fused_dim=32, latent_dim=16, max_epochs=15,
                             control_train=800, control_test=1500,
-                            control_arms=("text_only_logreg", "causal_logreg", "erm", "vrex", "debiased"))
+                            control_arms=("text_only_logreg", "causal_logreg", "erm", "vrex", "debiased",
+                                          "debiased_oracle_env"))
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +48,28 @@ def test_negative_control_passes(rows):
     assert found["passed"], found["observed"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 21: the debiased model with within-class k-means scenarios does not "
-                   "drop the planted shortcut (OOD F1 ≈ ERM's); see the benchmark's clickbait-pos control")
+def test_oracle_environments_drop_the_shortcut(rows):
+    """Diagnostic (issue 21): given environments that split the rows by whether the disguise agrees with the label,
+    the same model drops the planted shortcut (OOD gain over ERM well above seed noise), so penalty, gradient
+    reversal and factor routing work, and what fails is environment inference. Its ID F1 falls towards the
+    shortcut-free level (the disguise is ~80% right in distribution), which is the second half of the diagnosis."""
+    gain = _mean(rows, "control_shortcut", "debiased_oracle_env", "ood_f1") - _mean(rows, "control_shortcut", "erm",
+                                                                                     "ood_f1")
+    assert gain > 0.05, gain
+    assert _mean(rows, "control_shortcut", "debiased_oracle_env", "ood_f1") > _mean(rows, "control_shortcut", "vrex",
+                                                                                    "ood_f1") + 0.05
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 21, diagnosis: (1) environment inference — the scenarios the model infers (within-class k-means on the "
+    "headline: the topics) or is given (the true scenarios) differ only in how often the disguise agrees with the "
+    "label (0.9/0.8/0.7), and V-REx/IRM across them keep the shortcut (even full-batch at penalty 1e4); EIIL "
+    "splits correct from wrong rows of its reference, not agree from disagree, and that penalty costs ID F1; "
+    "none of the brief's options A-C or EIIL yields shortcut-breaking environments here. With oracle agree/disagree "
+    "environments the same model gains +0.12-0.15 OOD F1 over ERM here (+0.10 at the brief's widths, 3 seeds; "
+    "test above). (2) Even then ID F1 falls below ERM's (−0.04 to −0.10 here, −0.018 mean at the brief's widths), "
+    "at or outside the control's 1-point ID rule: the disguise is ~80% right in distribution, so dropping it "
+    "costs ID accuracy that ERM keeps (ERM ID 0.87-0.88 with the shortcut vs ~0.84 without)."))
 def test_positive_control_passes(rows):
     found = positive_control(rows)
     check([], [found])

@@ -79,6 +79,20 @@ def test_environment_strategies_train(strategy):
     assert model.infer_environments(X).max() < model.n_environments_
 
 
+def test_learned_environments_are_not_trained_by_the_invariance_penalty():
+    """Issue 21: option B's assigner π is trained by L_env and the balance term (brief §2.3); when the V-REx
+    gradient reached it, π learned environments of equal risk, which makes the penalty vacuous."""
+    X, y, _ = planted(200, [0.9], 0)
+    model = DebiasedClickbaitClassifier(**{**SMALL, "max_epochs": 2}, environment_strategy="learned",
+                                        n_environments=2, warmup_epochs=1, random_state=0).fit(X, y)
+    assigner = model.network_.environment_assigner
+    for name, expect_grad in (("inv", False), ("balance", True)):
+        model.network_.zero_grad(set_to_none=True)
+        model.loss_terms(X, y)[name].backward()
+        grad = assigner.weight.grad
+        assert (grad is not None and float(grad.abs().sum()) > 0) == expect_grad, name
+
+
 def test_bad_settings_are_config_errors():
     X, y, _ = planted(100, [0.5], 0)
     with pytest.raises(ConfigError, match="environments="):

@@ -3,8 +3,10 @@
 :class:`PaperkitsLMForCausalLM` is a ``PreTrainedModel`` holding a :class:`~llm_dynamics_kit.model.Transformer`
 as ``.lm``; its ``save_pretrained`` directory is the same layout as ``Transformer.save_pretrained`` (either
 loader reads either). Importing this module registers ``model_type="paperkits_llm"`` with ``AutoConfig`` /
-``AutoModelForCausalLM``. No KV cache: every generation step re-runs the (short) context, which is exact
-and fine for the kit's small models. Padding: right padding (lm-eval log-likelihood batches) is exact under
+``AutoModelForCausalLM``. KV cache: ``generate`` decodes one token a step against an HF ``DynamicCache``
+(the native attention takes HF caches; ``use_cache=False`` re-runs the whole context each step, the same tokens
+up to float rounding); past ``max_seq_len`` tokens both re-run the last window. Every FFN kind (dense, HMoE's
+experts, SSD's MoEfied FFN) is cached alike: the cache holds attention keys/values only. Padding: right padding (lm-eval log-likelihood batches) is exact under
 the causal mask; left-padded batched generation is not supported (positions would shift) — generate one
 prompt at a time or pass unpadded batches.
 """
@@ -49,12 +51,12 @@ class PaperkitsLMForCausalLM(PreTrainedModel, GenerationMixin):
     config_class = PaperkitsLMConfig
     base_model_prefix = "lm"
     main_input_name = "input_ids"
-    _supports_cache_class = False
+    _supports_cache_class = True
 
     def __init__(self, config: PaperkitsLMConfig, lm: Transformer | None = None):
         super().__init__(config)
         self.lm = lm if lm is not None else Transformer(config.model_config())
-        self.generation_config.use_cache = False
+        self.generation_config.use_cache = True
         self.post_init()
 
     @classmethod
@@ -72,21 +74,47 @@ class PaperkitsLMForCausalLM(PreTrainedModel, GenerationMixin):
         return self.lm.lm_head
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, **kwargs: Any) -> CausalLMOutputWithPast:
-        """HF causal-LM forward; ``labels`` are the inputs (shifted inside, -100 ignored) as in HF models."""
+                labels: torch.Tensor | None = None, cache: Any = None, use_cache: bool | None = None,
+                **kwargs: Any) -> CausalLMOutputWithPast:
+        """HF causal-LM forward; ``labels`` are the inputs (shifted inside, -100 ignored) as in HF models.
+
+        ``cache`` (``past_key_values`` in transformers < 5): an HF cache whose tokens precede ``input_ids``;
+        ``use_cache=True`` without one starts a ``DynamicCache``. The cache is returned in the output.
+        """
+        cache = cache if cache is not None else kwargs.pop("past_key_values", None)
+        if use_cache and cache is None:
+            from transformers import DynamicCache
+
+            cache = DynamicCache()
         window = self.lm.config.max_seq_len
-        input_ids = input_ids[:, -window:]
-        out = self.lm(input_ids)
+        if cache is None:
+            input_ids = input_ids[:, -window:]
+        out = self.lm(input_ids, cache=cache)
         loss = None
         if labels is not None:
             labels = labels[:, -window:]
             shift_logits = out.logits[:, :-1].float()
             loss = torch.nn.functional.cross_entropy(shift_logits.reshape(-1, shift_logits.size(-1)),
                                                      labels[:, 1:].reshape(-1), ignore_index=-100)
-        return CausalLMOutputWithPast(loss=loss, logits=out.logits)
+        output = CausalLMOutputWithPast(loss=loss, logits=out.logits)
+        if cache is not None:  # the field is "cache" in transformers >= 5, "past_key_values" before
+            output["cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"] = cache
+        return output
 
     def prepare_inputs_for_generation(self, input_ids: torch.Tensor, **kwargs: Any) -> dict[str, Any]:
-        return {"input_ids": input_ids, "attention_mask": kwargs.get("attention_mask")}
+        """Feed the uncached tail of ``input_ids``; past ``max_seq_len`` drop the cache and re-run the window."""
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))
+        inputs: dict[str, Any] = {"attention_mask": kwargs.get("attention_mask")}
+        if cache is None or not kwargs.get("use_cache", True):
+            inputs["input_ids"] = input_ids
+            return inputs
+        if input_ids.shape[1] > self.lm.config.max_seq_len:
+            cache.reset()  # positions restart at 0 in the window: cached keys are at the wrong positions
+            input_ids = input_ids[:, -self.lm.config.max_seq_len:]
+        inputs["input_ids"] = input_ids[:, cache.get_seq_length():]
+        inputs["cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"] = cache
+        inputs["use_cache"] = True
+        return inputs
 
 
 AutoConfig.register(MODEL_TYPE, PaperkitsLMConfig, exist_ok=True)
@@ -110,3 +138,42 @@ def llama_equivalent(config: ModelConfig):
                         rms_norm_eps=config.norm_eps, rope_theta=config.rope_theta, tie_word_embeddings=False,
                         attention_bias=False, mlp_bias=False)
     return LlamaForCausalLM(llama)
+
+
+KV_CACHE_TARGET = 3.0  # issue 25: cached generate ≥ 3× the tokens/s of the uncached path at 256 new tokens
+
+
+@torch.no_grad()
+def generation_speed(model: Transformer, new_tokens: int = 256, prompt_len: int = 16, repeats: int = 3,
+                     threads: int = 1, seed: int = 0) -> dict[str, Any]:
+    """Tokens/s of the HF wrapper's greedy ``generate`` with and without the KV cache (batch 1), interleaved.
+
+    ``model.config.max_seq_len`` must hold ``prompt_len + new_tokens`` (past it both paths re-run the window).
+    Returns tokens/s of each path (median), their ratio (median of per-repeat ratios), the target and whether it is
+    met, and whether both paths gave the same tokens.
+    """
+    import statistics
+    import time
+
+    from shared.errors import ConfigError
+
+    if prompt_len + new_tokens > model.config.max_seq_len:
+        raise ConfigError(f"prompt_len + new_tokens = {prompt_len + new_tokens} exceeds the model's max_seq_len="
+                          f"{model.config.max_seq_len}")
+    torch.set_num_threads(threads)
+    hf = PaperkitsLMForCausalLM.from_native(model).eval()
+    prompt = torch.randint(1, model.config.vocab_size, (1, prompt_len), generator=torch.Generator().manual_seed(seed))
+    args = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False)
+    outputs, times = {}, {True: [], False: []}
+    for _ in range(repeats):
+        for cached in (True, False):
+            start = time.perf_counter()
+            outputs[cached] = hf.generate(prompt, use_cache=cached, **args)
+            times[cached].append(time.perf_counter() - start)
+    ratio = statistics.median(u / c for c, u in zip(times[True], times[False]))
+    return {"new_tokens": new_tokens, "prompt_len": prompt_len, "threads": threads, "repeats": repeats,
+            "ffn_kind": model.config.ffn.kind, "d_model": model.config.d_model, "n_layers": model.config.n_layers,
+            "cached_tokens_per_s": new_tokens / statistics.median(times[True]),
+            "uncached_tokens_per_s": new_tokens / statistics.median(times[False]),
+            "speedup": ratio, "target": KV_CACHE_TARGET, "target_met": bool(ratio >= KV_CACHE_TARGET),
+            "same_tokens": bool(torch.equal(outputs[True], outputs[False]))}

@@ -4,9 +4,9 @@ Config dataclasses first, then the modules named after the concept (``RMSNorm``,
 ``DenseFFN``, ``Block``), then the model (``Transformer``) and its parameter / FLOP accounting.
 
 The FFN of every block is built from ``ModelConfig.ffn.kind`` through :data:`FFN_REGISTRY`:
-``"dense"`` (SwiGLU, or a plain ReLU/GELU MLP), ``"moe"`` (homogeneous or heterogeneous experts, see
-:mod:`llm_dynamics_kit.moe`), and any kind a paper registers with :func:`register_ffn` (SSD's MoEfied
-dense FFN). Every FFN follows the :class:`FFN` interface: ``forward(x) -> y`` with ``(B, T, C)`` in and out,
+``"dense"`` (SwiGLU, or a plain ReLU/GELU MLP) here, and every other kind registered with :func:`register_ffn`
+where it is defined (``"moe"`` in :mod:`llm_dynamics_kit.moe.layer`, SSD's ``"moefied"``), found through the
+``paperkits.llm_ffn`` entry points when not yet imported: this module imports no plug-in. Every FFN follows the :class:`FFN` interface: ``forward(x) -> y`` with ``(B, T, C)`` in and out,
 ``aux_losses`` / ``aux_coefficients`` filled during forward (summed over layers by the model), ``stats`` for
 logging, ``activated_hidden()`` for parameter / FLOP accounting and an ``act_probe`` (``nn.Identity``)
 applied to the hidden activations so a forward hook sees them.
@@ -138,6 +138,53 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return x * cos + rotated * sin
 
 
+class KVCache:
+    """Keys and values of the tokens seen so far, per layer, (B, H, T, D) each: what a decode step attends to.
+
+    The interface is the one ``transformers`` caches have (``update(k, v, layer_idx) -> (keys, values)``,
+    ``get_seq_length()``, ``reset()``), so attention takes either this or an HF ``DynamicCache``.
+    Size: 2 · n_layers · B · T · d_model values (keys and values of every layer).
+    """
+
+    def __init__(self) -> None:
+        self.keys: list[torch.Tensor] = []
+        self.values: list[torch.Tensor] = []
+
+    def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args: Any,
+               **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append this step's keys/values of ``layer_idx``; returns every cached key/value of that layer."""
+        if layer_idx == len(self.keys):
+            self.keys.append(key)
+            self.values.append(value)
+        else:
+            self.keys[layer_idx] = torch.cat([self.keys[layer_idx], key], dim=-2)
+            self.values[layer_idx] = torch.cat([self.values[layer_idx], value], dim=-2)
+        return self.keys[layer_idx], self.values[layer_idx]
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        """Tokens cached so far."""
+        return self.keys[layer_idx].shape[-2] if layer_idx < len(self.keys) else 0
+
+    def reset(self) -> None:
+        self.keys, self.values = [], []
+
+    def crop(self, length: int) -> None:
+        """Keep the first ``length`` cached tokens (e.g. to time the same decode step again)."""
+        self.keys = [k[..., :length, :] for k in self.keys]
+        self.values = [v[..., :length, :] for v in self.values]
+
+    def nbytes(self) -> int:
+        """Memory the cache holds."""
+        return sum(t.numel() * t.element_size() for t in self.keys + self.values)
+
+
+def _attention_mask(t: int, past: int, device: torch.device) -> torch.Tensor | None:
+    """(t, past + t) bool mask: query i (absolute position past + i) sees keys 0..past + i; None for one query."""
+    if t == 1:
+        return None
+    return torch.ones(t, past + t, dtype=torch.bool, device=device).tril(diagonal=past)
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head causal attention with RoPE; exposes its probabilities through ``attn_probe`` when asked.
 
@@ -146,9 +193,10 @@ class CausalSelfAttention(nn.Module):
     ``attn_probe`` (shape (B, H, T, T)) so forward hooks can read them.
     """
 
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ModelConfig, layer_idx: int = 0):
         super().__init__()
         c = config.d_model
+        self.layer_idx = layer_idx  # this layer's slot in a KV cache
         self.n_heads, self.head_dim = config.n_heads, config.head_dim
         self.q_proj = nn.Linear(c, c, bias=False)
         self.k_proj = nn.Linear(c, c, bias=False)
@@ -158,22 +206,31 @@ class CausalSelfAttention(nn.Module):
         self.attn_probe = nn.Identity()
         self.need_weights = False
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: Any = None) -> torch.Tensor:
+        """``cos``/``sin`` are the tables of the new tokens' positions; with ``cache`` (a :class:`KVCache` or an HF
+        cache) the new keys/values are appended and the queries attend to every cached token."""
         b, t, c = x.shape
         # (B, T, C) -> (B, H, T, D)
         q = self.q_proj(x).view(b, t, self.n_heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(b, t, self.n_heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(b, t, self.n_heads, self.head_dim).transpose(1, 2)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        past = 0
+        if cache is not None:
+            past = cache.get_seq_length(self.layer_idx)
+            k, v = cache.update(k, v, self.layer_idx)  # (B, H, past + T, D)
         dropout = self.attn_dropout if self.training else 0.0
         if self.need_weights:
-            scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)  # (B, H, T, T)
-            causal = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
+            scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)  # (B, H, T, past + T)
+            causal = torch.ones(t, past + t, dtype=torch.bool, device=x.device).tril(diagonal=past)
             probs = scores.masked_fill(~causal, float("-inf")).softmax(dim=-1)
             probs = self.attn_probe(probs)
             y = F.dropout(probs, p=dropout, training=self.training) @ v  # (B, H, T, D)
-        else:
+        elif past == 0:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout)
+        else:  # SDPA's is_causal aligns the mask top-left when T != past + T: pass the bottom-right mask
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=_attention_mask(t, past, x.device),
+                                               dropout_p=dropout)
         y = y.transpose(1, 2).contiguous().view(b, t, c)  # (B, T, C)
         return self.o_proj(y)
 
@@ -244,41 +301,47 @@ def _build_dense(config: ModelConfig) -> FFN:
     return DenseFFN(config.d_model, config.ffn.hidden, config.ffn.activation)
 
 
-@register_ffn("moe")
-def _build_moe(config: ModelConfig) -> FFN:
-    from llm_dynamics_kit.moe.layer import MoEFFN  # lazy: moe imports this module
-
-    return MoEFFN.from_config(config)
+FFN_ENTRY_POINT_GROUP = "paperkits.llm_ffn"
 
 
-@register_ffn("moefied")
-def _build_moefied(config: ModelConfig) -> FFN:
-    # lazy, so a saved SSD model loads (e.g. `paperkits llm eval`) without importing the paper package first
-    from llm_dynamics_kit.ssd.moefied import MoEfiedFFN  # ssd imports this module
+def _load_ffn_plugin(kind: str) -> None:
+    """Import the module that defines ``kind`` (named by an installed ``paperkits.llm_ffn`` entry point).
 
-    return MoEfiedFFN.from_config(config)
+    The substrate knows no plug-in: each FFN kind registers itself where it is defined (``moe.layer``,
+    ``ssd.moefied``), and a saved model of that kind loads without its paper package imported first.
+    """
+    from importlib.metadata import entry_points
+
+    for point in entry_points(group=FFN_ENTRY_POINT_GROUP):
+        if point.name == kind:
+            builder = point.load()  # importing the module registers the kind
+            FFN_REGISTRY.setdefault(kind, builder)
+            return
 
 
 def build_ffn(config: ModelConfig) -> FFN:
     """The FFN component named by ``config.ffn.kind``."""
     if config.ffn.kind not in FFN_REGISTRY:
-        raise ConfigError(f"unknown ffn.kind {config.ffn.kind!r}; registered kinds: {sorted(FFN_REGISTRY)}")
+        _load_ffn_plugin(config.ffn.kind)
+    if config.ffn.kind not in FFN_REGISTRY:
+        raise ConfigError(f"unknown ffn.kind {config.ffn.kind!r}; registered kinds: {sorted(FFN_REGISTRY)} "
+                          f"(plug-in kinds are found through the {FFN_ENTRY_POINT_GROUP!r} entry points)")
     return FFN_REGISTRY[config.ffn.kind](config)
 
 
 class Block(nn.Module):
     """Pre-norm transformer block: ``h = x + Attn(norm(x)); out = h + FFN(norm(h))``."""
 
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ModelConfig, layer_idx: int = 0):
         super().__init__()
         self.attn_norm = RMSNorm(config.d_model, config.norm_eps)
-        self.attn = CausalSelfAttention(config)
+        self.attn = CausalSelfAttention(config, layer_idx)
         self.ffn_norm = RMSNorm(config.d_model, config.norm_eps)
         self.ffn: FFN = build_ffn(config)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        x = x + self.dropout(self.attn(self.attn_norm(x), cos, sin))
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: Any = None) -> torch.Tensor:
+        x = x + self.dropout(self.attn(self.attn_norm(x), cos, sin, cache))
         return x + self.dropout(self.ffn(self.ffn_norm(x)))
 
 
@@ -298,8 +361,9 @@ class Capture:
     """Tensors recorded by :meth:`Transformer.capture`: one entry per layer (the last forward only)."""
 
     attention: list[torch.Tensor | None] = field(default_factory=list)  # (B, H, T, T)
-    # hidden activations, (B, T, H) for a dense FFN. An MoE FFN's probe fires once per expert (rows = routed
-    # tokens) and this keeps only the last call: register a hook on ``ffn.act_probe`` to collect every expert.
+    # hidden activations, (B, T, H) for a dense FFN. An MoE FFN's probe fires once per expert (once per size
+    # group under grouped dispatch; rows = routed tokens) and this keeps only the last call: register a hook on
+    # ``ffn.act_probe`` to collect every expert.
     ffn: list[torch.Tensor | None] = field(default_factory=list)
 
 
@@ -310,7 +374,7 @@ class Transformer(nn.Module):
         super().__init__()
         self.config = config
         self.embed = nn.Embedding(config.vocab_size, config.d_model)
-        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.blocks = nn.ModuleList(Block(config, i) for i in range(config.n_layers))
         self.norm = RMSNorm(config.d_model, config.norm_eps)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         self._rope: tuple[torch.Tensor, torch.Tensor] | None = None  # cached tables (not buffers: no meta init)
@@ -343,16 +407,22 @@ class Transformer(nn.Module):
         self.blocks[layer].ffn = ffn
         return old
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> LMOutput:
-        """``idx`` (B, T) token ids; ``targets`` (B, T) next tokens (-100 = ignored)."""
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: Any = None) -> LMOutput:
+        """``idx`` (B, T) token ids; ``targets`` (B, T) next tokens (-100 = ignored).
+
+        With ``cache`` (:class:`KVCache`, or an HF cache), ``idx`` are the tokens after the cached ones: their
+        positions start at the cache length, and their keys/values are appended to the cache.
+        """
         b, t = idx.shape
-        if t > self.config.max_seq_len:
-            raise ConfigError(f"sequence length {t} exceeds max_seq_len={self.config.max_seq_len}")
+        past = cache.get_seq_length() if cache is not None else 0
+        if past + t > self.config.max_seq_len:
+            raise ConfigError(f"sequence length {past + t} exceeds max_seq_len={self.config.max_seq_len}"
+                              + (f" ({past} cached + {t} new tokens)" if past else ""))
         cos, sin = self.rotary(idx.device)
-        cos, sin = cos[:t], sin[:t]
+        cos, sin = cos[past:past + t], sin[past:past + t]
         x = self.embed(idx)  # (B, T, C)
         for block in self.blocks:
-            x = block(x, cos, sin)
+            x = block(x, cos, sin, cache)
         logits = self.lm_head(self.norm(x))  # (B, T, V)
         if targets is None:
             return LMOutput(logits=logits)
@@ -426,10 +496,22 @@ class Transformer(nn.Module):
 
     @torch.no_grad()
     def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
-                 top_k: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Sample ``max_new_tokens`` continuations of ``idx`` (B, T); temperature 0 = greedy."""
+                 top_k: int | None = None, generator: torch.Generator | None = None,
+                 use_cache: bool = True) -> torch.Tensor:
+        """Sample ``max_new_tokens`` continuations of ``idx`` (B, T); temperature 0 = greedy.
+
+        ``use_cache``: decode one token a step against a :class:`KVCache` (the same tokens as without, up to
+        float rounding). Once the sequence outgrows ``max_seq_len`` both paths re-run the last window each
+        step (positions restart at 0 in the window, so cached keys would be at the wrong positions).
+        """
+        window = self.config.max_seq_len
+        cache = KVCache() if use_cache else None
         for _ in range(max_new_tokens):
-            logits = self(idx[:, -self.config.max_seq_len:]).logits[:, -1, :]
+            if cache is not None and idx.shape[1] <= window:
+                new = idx[:, cache.get_seq_length():]
+                logits = self(new, cache=cache).logits[:, -1, :]
+            else:
+                logits = self(idx[:, -window:]).logits[:, -1, :]
             if temperature == 0:
                 nxt = logits.argmax(-1, keepdim=True)
             else:
@@ -519,11 +601,20 @@ def activated_params(config: ModelConfig, ffn_units: list[tuple[float, ...]] | f
 
 
 def expected_activated_hidden(config: ModelConfig) -> float:
-    """Activated hidden units per token implied by the config alone (uniform routing for MoE)."""
+    """Activated hidden units per token implied by the config alone (uniform routing for MoE).
+
+    Top-P under uniform routing (as at initialisation) selects the fewest experts whose mass 1/N each reaches
+    p: ceil(p·N), capped by ``max_experts`` — not one expert. Trained Top-P routing varies, so training FLOPs
+    come from the measured routing (``Transformer.flops_per_token`` after a forward), never from this.
+    """
     if config.ffn.kind != "moe":
         return float(config.ffn.hidden)
-    mean_width = config.ffn.hidden / config.ffn.n_experts
-    return mean_width * (config.ffn.top_k if config.ffn.router == "topk" else 1)
+    f = config.ffn
+    mean_width = f.hidden / f.n_experts
+    if f.router == "topk":
+        return mean_width * f.top_k
+    n = min(f.n_experts, max(1, math.ceil(f.top_p * f.n_experts - 1e-9)))
+    return mean_width * (min(n, f.max_experts) if f.max_experts else n)
 
 
 def flops_per_token(config: ModelConfig, ffn_units: list[tuple[float, ...]] | float | None = None,

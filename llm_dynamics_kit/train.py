@@ -4,8 +4,9 @@ A plain loop with every knob in :class:`TrainConfig`: AdamW with linear warm-up 
 linear schedule; gradient accumulation and clipping; the model's auxiliary losses (summed over layers by
 the model) added to the LM loss and logged separately; periodic evaluation; one JSON line of metrics per
 log step; checkpoints every N steps with exact resume (weights, optimizer, scheduler, RNG states; the data
-order is a pure function of the step, see :func:`llm_dynamics_kit.data.random_batch`); callbacks every N
-steps that see the step, tokens seen and cumulative FLOPs; a non-finite loss stops training with
+order is a pure function of the step, see :func:`llm_dynamics_kit.data.random_batch`; the training data may
+also be a dataset of token sequences or any iterable of token batches, :func:`llm_dynamics_kit.data.batch_source`);
+callbacks every N steps that see the step, tokens seen and cumulative FLOPs; a non-finite loss stops training with
 :class:`~shared.errors.TrainingDivergedError` before the optimizer touches the weights, leaving every saved
 checkpoint intact.
 """
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from llm_dynamics_kit.data import DataConfig, check_context, eval_batches, random_batch
+from llm_dynamics_kit.data import DataConfig, batch_source, check_context, eval_batches
 from llm_dynamics_kit.model import ModelConfig, Transformer
 from shared.errors import ConfigError, DataError, TrainingDivergedError
 from shared.progress import progress
@@ -191,22 +192,30 @@ class TrainResult:
 class Trainer:
     """Trains a :class:`Transformer` on token arrays; see the module docstring."""
 
-    def __init__(self, model: Transformer, train_tokens: np.ndarray, valid_tokens: np.ndarray | None,
+    def __init__(self, model: Transformer, train_tokens: Any, valid_tokens: np.ndarray | None,
                  config: TrainConfig, out_dir: str | Path | None = None, callbacks: Sequence[Callback] = (),
                  run_config: RunConfig | None = None):
         from accelerate import Accelerator
+        from accelerate.utils import DistributedDataParallelKwargs
 
         self.config = config
-        check_context(train_tokens, config.seq_len, "train")
+        if config.cpu_threads > 0:
+            torch.set_num_threads(config.cpu_threads)
+        cpu = config.device == "cpu" or (config.device == "auto" and not torch.cuda.is_available())
+        # experts a micro-batch routes no token to get no gradient: DDP must be told (dense FFNs use every weight)
+        ddp = DistributedDataParallelKwargs(find_unused_parameters=model.config.ffn.kind != "dense")
+        self.accelerator = Accelerator(cpu=cpu, mixed_precision=config.mixed_precision, kwargs_handlers=[ddp])
+        # a 1-D token stream (random windows), a dataset of token sequences or an iterable of token batches. Under
+        # `accelerate launch` with P processes, batch_size is per process: every process draws the same global
+        # batch (batch_size · P rows, a function of the step alone) and trains its own slice of it, so the data
+        # and the averaged gradients equal a 1-process run with batch_size · P (see _shard).
+        self.batches = batch_source(train_tokens, config.seq_len, config.batch_size * self.accelerator.num_processes,
+                                    config.seed, config.grad_accum)
         if valid_tokens is not None:
             check_context(valid_tokens, config.seq_len, "valid")
         if config.seq_len > model.config.max_seq_len:
             raise ConfigError(f"train.seq_len={config.seq_len} exceeds model.max_seq_len={model.config.max_seq_len}")
         self.train_tokens, self.valid_tokens = train_tokens, valid_tokens
-        if config.cpu_threads > 0:
-            torch.set_num_threads(config.cpu_threads)
-        cpu = config.device == "cpu" or (config.device == "auto" and not torch.cuda.is_available())
-        self.accelerator = Accelerator(cpu=cpu, mixed_precision=config.mixed_precision)
         self.model = model
         self.optimizer = make_optimizer(model, config)
         self.model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
@@ -245,6 +254,17 @@ class Trainer:
         for p in new:
             target = self.optimizer.param_groups[0 if p.dim() >= 2 else 1]
             target["params"].append(p)
+
+    def _shard(self, batch: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """This process's rows of a global batch (all of it in a 1-process run)."""
+        n_proc, rank = self.accelerator.num_processes, self.accelerator.process_index
+        if n_proc == 1:
+            return batch
+        x, y = batch
+        if x.shape[0] % n_proc:
+            raise DataError(f"a global training batch of {x.shape[0]} rows does not split over {n_proc} processes")
+        rows = x.shape[0] // n_proc
+        return x[rank * rows:(rank + 1) * rows], y[rank * rows:(rank + 1) * rows]
 
     def _batch(self, tokens: tuple[np.ndarray, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = tokens
@@ -291,7 +311,10 @@ class Trainer:
 
     def save_checkpoint(self) -> Path | None:
         """Write a checkpoint to a temp folder, then rename it and update ``latest`` (never a partial one)."""
-        if self.out_dir is None or not self.accelerator.is_main_process:
+        if self.out_dir is None:
+            return None
+        if not self.accelerator.is_main_process:
+            self.accelerator.wait_for_everyone()  # until the main process has written it
             return None
         final = self.checkpoint_path(self.step)
         tmp = final.with_name(final.name + ".tmp")
@@ -307,6 +330,7 @@ class Trainer:
         os.replace(tmp, final)
         atomic_write_text(final.parent / "latest", final.name + "\n")
         self._prune_checkpoints()
+        self.accelerator.wait_for_everyone()
         return final
 
     def _prune_checkpoints(self) -> None:
@@ -367,10 +391,13 @@ class Trainer:
         model = self.model
         model.train()
         sums: dict[str, float] = {}
-        rank = self.accelerator.process_index
+        batch_tokens = 0
         for micro in range(cfg.grad_accum):
-            x, y = self._batch(random_batch(self.train_tokens, cfg.seq_len, cfg.batch_size, cfg.seed,
-                                            self.step, micro, rank))
+            x, y = self._batch(self._shard(self.batches(self.step, micro, 0)))
+            if x.shape[1] > self.raw_model.config.max_seq_len:
+                raise DataError(f"a training batch has {x.shape[1]} positions, more than model.max_seq_len="
+                                f"{self.raw_model.config.max_seq_len}")
+            batch_tokens += y.numel()
             with self.accelerator.autocast():
                 out = model(x, y)
             loss = out.loss
@@ -385,6 +412,9 @@ class Trainer:
             parts.update({f"aux/{k}": v for k, v in out.aux_losses.items()})
             for key, value in parts.items():
                 sums[key] = sums.get(key, 0.0) + float(value.detach()) / cfg.grad_accum
+        if self.accelerator.num_processes > 1:  # log the global batch's mean (each process saw one slice)
+            mean = self.accelerator.reduce(torch.tensor(list(sums.values()), device=self.device), "mean")
+            sums = dict(zip(sums, mean.tolist()))
         grad_norm = None
         if cfg.grad_clip > 0:
             grad_norm = float(self.accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip))
@@ -397,11 +427,11 @@ class Trainer:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
-        tokens = cfg.batch_size * cfg.seq_len * cfg.grad_accum * self.accelerator.num_processes
+        tokens = batch_tokens * self.accelerator.num_processes  # the batches' own size (a batch source may differ)
         raw = self.raw_model
         self.step += 1
         self.tokens_seen += tokens
-        self.flops_seen += raw.flops_per_token(cfg.seq_len) * tokens
+        self.flops_seen += raw.flops_per_token(int(y.shape[1])) * tokens
         metrics: dict[str, Any] = {"step": self.step, "tokens": self.tokens_seen, "flops": self.flops_seen,
                                    "lr": lr, **sums, "activated_params": raw.activated_params()}
         if grad_norm is not None:

@@ -2,12 +2,15 @@
 
 Every arm of a seed trains from the same initial weights (``seed_everything(seed)`` before building the model)
 and a :class:`~llm_dynamics_kit.copying.track.CopyingTracker` evaluates the fixed copy task and all induction
-scores every ``eval_every`` optimizer steps. Arms: ``vanilla`` (batch B; claims 1 and 3), ``batch_2B`` and
-``batch_4B`` (claim 2: onset follows steps, not tokens), ``attn_dropout`` (0.1 on attention probabilities) and
+scores every ``eval_every`` optimizer steps (or on a log grid of steps, ``log_grid``). Arms: ``vanilla`` (batch B;
+claims 1 and 3), ``batch_2B`` and ``batch_4B`` or ``batch_half`` and ``batch_quarter`` (claim 2: onset follows
+steps, not tokens), ``attn_dropout`` (0.1 on attention probabilities) and
 ``weight_decay`` (0.1) (claim 4). Conditions (the ``dataset`` column):
 
 - ``stdlib`` — the paper's setting in miniature: natural-text pre-training on the embedded corpus (Python
-  stdlib + pydoc); ``shakespeare`` too when ``PAPERKITS_DATA`` holds it.
+  stdlib + pydoc); ``shakespeare`` too when ``PAPERKITS_DATA`` holds it. The ``full`` profile uses ``pysrc``
+  instead: every ``.py`` file of the environment (~345 MB), a 4-layer d=128 model and 2.05e7 tokens.
+- ``ctrl_*`` — the tracker's controls (``CONTROLS`` below, scored in claims.py), ``full`` profile.
 - ``synthetic`` — a separate, labelled condition that is *not* the paper's (brief §8.4 allows it only as
   such): random pool-token spans (10–24 tokens, like the probe's 12 + 6), each repeated once after a gap of
   0–8 natural-text tokens, and nothing else (:func:`~llm_dynamics_kit.copying.corpus.repeated_span_stream`
@@ -40,7 +43,7 @@ from llm_dynamics_kit.copying.corpus import RepeatsConfig, repeated_span_stream
 from llm_dynamics_kit.copying.evaluate import default_task, one_token_induction_ceiling
 from llm_dynamics_kit.copying.plots import plot_arms, plot_copy_and_loss, plot_induction_heatmap
 from llm_dynamics_kit.copying.task import token_pool
-from llm_dynamics_kit.copying.track import CopyingTracker, onsets
+from llm_dynamics_kit.copying.track import CopyingTracker, log_grid, onsets
 from llm_dynamics_kit.data import DataConfig, benchmark_corpora, prepare_data
 from llm_dynamics_kit.model import FFNConfig, ModelConfig, Transformer
 from llm_dynamics_kit.train import TrainConfig, Trainer
@@ -59,7 +62,18 @@ SYNTHETIC = "synthetic"
 # model then learns to copy over short distances only, which caps exact match on the probe (queries up to ~100
 # tokens back) well below 1 and leaves the 64-token induction probe near 0.
 SYNTHETIC_STREAM = RepeatsConfig(span=(10, 24), gap=(0, 8), text=(0, 0), n_tokens=1_000_000, seed=12345)
-ARMS = ("vanilla", "batch_2B", "batch_4B", "attn_dropout", "weight_decay")
+ARMS = ("vanilla", "batch_2B", "batch_4B", "batch_half", "batch_quarter", "attn_dropout", "weight_decay")
+BATCH_ARMS = ("vanilla", "batch_2B", "batch_4B", "batch_half", "batch_quarter")  # claim 2: same steps, other batch
+# Tracker controls (issue 24): a 2-layer d=32 model on tasks with a known answer, tracked like every other run.
+# variable: one random segment per sequence, length 8-32 (odd lengths held out) at a random position, copied at a
+#   random later position: only induction solves it (positive; must copy at the held-out lengths 9 and 19 and show
+#   a previous-token head below an induction head);
+# fixed: a 32-token block repeated once, always the same geometry: a fixed-offset copier solves it (negative: no
+#   induction head may be read); shuffled: the natural corpus's tokens in random order (negative: never copies).
+CONTROLS = ("ctrl_variable", "ctrl_fixed", "ctrl_shuffled")
+CONTROL_MODEL = {"d_model": 32, "n_layers": 2, "n_heads": 2, "seq_len": 64, "batch": 16, "lr": 3e-3, "init_std": 0.1}
+CONTROL_LENGTHS = (8, 32)
+CONTROL_HELD_OUT = tuple(range(9, 33, 2))  # odd lengths: never trained on; the probes (32, 0), (19, 11), (9, 21)
 
 
 @dataclass
@@ -86,8 +100,13 @@ class Profile:
     # batch of the regulariser arms, as a multiple of B. The paper regularises at its default batch; here the
     # CPU budget only sees copying emerge at 4B (B and 2B stay on the plateau for 6,000 steps), so claim 4 is
     # tested where there is an onset to move (full profile); 1 keeps the paper's choice.
-    regulariser_batch: int = 1
+    regulariser_batch: float = 1
     workers: int = 2  # runs trained in parallel processes (one torch thread each)
+    corpus: str = "stdlib"  # the natural corpus: "stdlib" (3 MB cap) or "pysrc" (the environment's Python sources)
+    tokenizer_bytes: int | None = None  # BPE trained on at most this much of the corpus (pysrc: 20 MB)
+    log_grid: int = 0  # > 0: evaluate at about this many log-spaced steps (and step 0) instead of every eval_every
+    controls: list[str] = field(default_factory=list)  # tracker controls (CONTROLS)
+    control_steps: int = 0
 
 
 PROFILES = {
@@ -96,10 +115,16 @@ PROFILES = {
     # 2 seeds: natural vanilla (1,500 steps) + synthetic vanilla (2,500 steps: short of the jump) ≈ 5 min on 2 cores
     "default": Profile(steps=1500, eval_every=250, shakespeare=True, synthetic_arms=["vanilla"],
                        synthetic_steps=2500),
-    # 2 seeds: every arm on the synthetic condition (6,000 steps; regularisers at 4B, compared with batch_4B)
-    # + natural vanilla (2,000 steps) ≈ 45 min on 2 loaded cores
-    "full": Profile(steps=2000, eval_every=250, shakespeare=True, synthetic_arms=list(ARMS), synthetic_steps=6000,
-                    regulariser_batch=4),
+    # the biggest CPU run that answers the question (issue 24): a 4-layer d=128 decoder, context 256, batch 32 on
+    # the environment's Python sources (~345 MB of .py); vanilla sees 2,500 × 32 × 256 = 2.05e7 tokens. Claim 2:
+    # batch 16 and 8 for the same 2,500 steps (1.0e7 / 5.1e6 tokens); claim 4: dropout / weight decay at batch 8,
+    # against batch_quarter. One seed. Sized from a nice'd single-thread rate measured on the loaded 2-core machine
+    # (README: re-measure on free cores); the tracker controls add ~15 min of one worker.
+    "full": Profile(steps=2500, eval_every=250, batch=32, d_model=128, n_layers=4, n_heads=4, seq_len=256, lr=1e-3,
+                    warmup=200, samples=100, induction_sequences=32, corpus="pysrc", max_bytes=None,
+                    tokenizer_bytes=20_000_000, log_grid=16, regulariser_batch=0.25,
+                    arms=["vanilla", "batch_half", "batch_quarter", "attn_dropout", "weight_decay"],
+                    controls=list(CONTROLS), control_steps=3000),
 }
 
 
@@ -107,8 +132,10 @@ def _arm_settings(arm: str, prof: Profile) -> tuple[int, float, float]:
     """(batch size, attention dropout, weight decay) of an arm; vanilla has wd 0 (brief §2.1, set explicitly)."""
     if arm not in ARMS:
         raise ConfigError(f"unknown arm {arm!r}; arms: {list(ARMS)}")
-    batch = {"batch_2B": 2 * prof.batch, "batch_4B": 4 * prof.batch, "attn_dropout": prof.regulariser_batch * prof.batch,
-             "weight_decay": prof.regulariser_batch * prof.batch}.get(arm, prof.batch)
+    reg_batch = max(1, round(prof.regulariser_batch * prof.batch))
+    batch = {"batch_2B": 2 * prof.batch, "batch_4B": 4 * prof.batch, "batch_half": max(1, prof.batch // 2),
+             "batch_quarter": max(1, prof.batch // 4), "attn_dropout": reg_batch,
+             "weight_decay": reg_batch}.get(arm, prof.batch)
     return batch, 0.1 if arm == "attn_dropout" else 0.0, 0.1 if arm == "weight_decay" else 0.0
 
 
@@ -140,6 +167,7 @@ def _train_arm(dataset: str, arm: str, seed: int, data_cfg: DataConfig, prof: Pr
     pool = probe_pool(data)
     task = default_task(model, n_samples=prof.samples, seed=1000 + seed, vocab_pool=pool)
     tracker = CopyingTracker(task, eval_every=prof.eval_every,
+                             eval_steps=log_grid(steps, prof.log_grid) if prof.log_grid else None,
                              induction={"half_len": 100, "n_sequences": prof.induction_sequences, "seed": seed,
                                         "vocab_pool": pool},
                              icl_tokens=np.asarray(data.valid[:32 * (prof.seq_len + 1)]))
@@ -162,14 +190,83 @@ def _train_arm(dataset: str, arm: str, seed: int, data_cfg: DataConfig, prof: Pr
     row["final_copy_gold_logprob"] = records[-1]["copy_gold_logprob"]
     row["final_icl_score"] = records[-1]["icl_score"]
     row["initial_copy_gold_logprob"] = records[0]["copy_gold_logprob"]  # equal across arms: same initial weights
-    keep = ("step", "tokens", "train_loss", "copy_acc", "copy_token_acc", "copy_gold_logprob", "icl_score", "induction",
-            "induction_layer_max", "induction_loss")
-    return row, [{k: r.get(k) for k in keep} for r in records]
+    row["final_repeat_acc_min"] = records[-1].get("repeat_acc_min", math.nan)  # copying at other repeat lengths
+    row["max_induction_min"] = float(max(np.max(r.get("induction_min", [[math.nan]])) for r in records))
+    row["tokens_per_s"] = records[-1]["tokens"] / seconds if seconds > 0 else math.nan
+    return row, [{k: r.get(k) for k in KEEP} for r in records]
+
+
+KEEP = ("step", "tokens", "train_loss", "copy_acc", "copy_token_acc", "copy_gold_logprob", "icl_score", "induction",
+        "induction_layer_max", "induction_loss", "induction_min", "induction_min_layer_max", "probe_geometries",
+        "probe_induction_layer_max", "repeat_acc", "repeat_acc_min", "previous_token")
+
+
+def _train_control(kind: str, seed: int, data_cfg: DataConfig, prof: Profile) -> tuple[dict, list]:
+    """One tracker control (module constants CONTROLS): train, track on a log grid, summarise what was read."""
+    from llm_dynamics_kit.copying.controls import fixed_repeats, shuffled_stream, variable_repeats
+
+    c = CONTROL_MODEL
+    if kind == "ctrl_shuffled":
+        data = prepare_data(data_cfg)
+        vocab, pool = data.vocab_size, probe_pool(data)
+        source = shuffled_stream(np.asarray(data.train[:2_000_000]), seed)
+        seq_len = c["seq_len"]
+    else:
+        vocab, pool = 128, np.arange(1, 128)
+        if kind == "ctrl_fixed":
+            source, seq_len = fixed_repeats(c["seq_len"] // 2, c["batch"], pool, seed), c["seq_len"] - 1
+        else:
+            source = variable_repeats(c["seq_len"], c["batch"], pool, CONTROL_LENGTHS, seed, exclude=CONTROL_HELD_OUT)
+            seq_len = c["seq_len"]
+    config = ModelConfig(vocab_size=vocab, d_model=c["d_model"], n_layers=c["n_layers"], n_heads=c["n_heads"],
+                         max_seq_len=c["seq_len"], init_std=c["init_std"],
+                         ffn=FFNConfig(kind="dense", hidden=2 * c["d_model"]))
+    seed_everything(seed)
+    model = Transformer(config)
+    task = default_task(model, n_samples=20, seed=1000 + seed, vocab_pool=pool, prefix_len=4, suffix_len=2)
+    # the positive control needs the longest. Measured (seed 0, one CPU thread): the induction onset (robust score
+    # >= 0.3 in layer 1, previous-token head in layer 0) came at ≈ 1.4k-2.5k steps; repeat-copy accuracy at the
+    # held-out length 9 was 0.69 at 2,068 steps, 0.77 at 3,000, 0.875 at 6,000 (length 19: 0.93 -> 0.99; trained 32:
+    # 0.95 -> 0.98), still rising; so it trains 4× control_steps (12,000 steps; not yet measured there)
+    steps = 4 * prof.control_steps if kind == "ctrl_variable" else prof.control_steps
+    tracker = CopyingTracker(task, eval_steps=log_grid(steps, 12, first=50),
+                             induction={"half_len": c["seq_len"] // 2, "n_sequences": 16, "seed": seed,
+                                        "vocab_pool": pool})
+    train_cfg = TrainConfig(steps=steps, batch_size=c["batch"], seq_len=seq_len, lr=c["lr"], warmup_steps=20,
+                            weight_decay=0.0, eval_every=0, log_every=max(1, steps // 10), seed=seed, cpu_threads=1,
+                            device="cpu")
+    start = time.perf_counter()
+    Trainer(model, source, None, train_cfg, callbacks=[tracker]).fit()
+    seconds = time.perf_counter() - start
+    records = tracker.records
+    summary = onsets(records)
+    last = records[-1]
+    geometries = [tuple(g) for g in last["probe_geometries"]]
+    held = [i for i, (length, _) in enumerate(geometries) if length in CONTROL_HELD_OUT]
+
+    def held_acc(record: dict) -> float:
+        return float(min(record["repeat_acc"][i] for i in held)) if held else math.nan
+
+    reached = [r["step"] for r in records if held and held_acc(r) > 0.9]
+    robust = np.array(last["induction_min"])  # (L, H)
+    prev = np.array(last["previous_token"])
+    row = {**summary.as_row(), "steps": steps, "batch_size": c["batch"], "train_seconds": seconds,
+           "final_train_loss": last["train_loss"], "probe_geometries": [list(g) for g in geometries],
+           "final_repeat_acc": last["repeat_acc"], "final_repeat_acc_min": last["repeat_acc_min"],
+           "final_heldout_repeat_acc": held_acc(last), "steps_to_heldout_copy": reached[0] if reached else math.nan,
+           "max_single_geometry_induction": float(max(np.max(r["induction"]) for r in records)),
+           "final_induction_min_max": float(robust.max()), "induction_min_layer": int(robust.max(axis=1).argmax()),
+           "final_previous_token_max": float(prev.max()), "previous_token_layer": int(prev.max(axis=1).argmax()),
+           "final_copy_token_acc": last["copy_token_acc"], "tokens_seen": last["tokens"]}
+    return row, [{k: r.get(k) for k in KEEP} for r in records]
 
 
 def _job(args: tuple) -> tuple[tuple, dict, list]:
     dataset, arm, seed, data_cfg, prof = args
-    row, records = _train_arm(dataset, arm, seed, data_cfg, prof)
+    if dataset in CONTROLS:
+        row, records = _train_control(dataset, seed, data_cfg, prof)
+    else:
+        row, records = _train_arm(dataset, arm, seed, data_cfg, prof)
     return (dataset, arm, seed), row, records
 
 
@@ -204,7 +301,7 @@ def _condition_notes(rows: list[dict], dataset: str, label: str) -> list[str]:
                  f"abruptness (largest one-interval gain / max) {_fmt(c1, 'abruptness')}.")
     notes.append(f"[{label}] per-token copy accuracy (teacher forced; chance ≈ 1/pool): max "
                  f"{_fmt(vanilla, 'max_copy_token_acc')}, onset step {_fmt(vanilla, 'token_step')}.")
-    batch_rows = {a: arm(a) for a in ("vanilla", "batch_2B", "batch_4B") if arm(a)}
+    batch_rows = {a: arm(a) for a in BATCH_ARMS if arm(a)}
     if len(batch_rows) > 1:
         # exact-match onsets where every arm has one, else the per-token onsets (the continuous companion)
         exact = all(math.isfinite(_stat(r, "copy_step")[0]) for r in batch_rows.values())
@@ -228,7 +325,7 @@ def _condition_notes(rows: list[dict], dataset: str, label: str) -> list[str]:
     for reg in ("attn_dropout", "weight_decay"):
         if arm(reg):
             # the no-regulariser arm at the same batch (vanilla, or batch_4B when regulariser_batch = 4)
-            same = [a for a in ("vanilla", "batch_2B", "batch_4B")
+            same = [a for a in BATCH_ARMS
                     if arm(a) and arm(a)[0]["batch_size"] == arm(reg)[0]["batch_size"]]
             base_name = same[0] if same else "vanilla"
             base = arm(base_name)
@@ -242,14 +339,23 @@ def _condition_notes(rows: list[dict], dataset: str, label: str) -> list[str]:
 
 
 LABELS = {"stdlib": "stdlib corpus (paper's setting)", "shakespeare": "Shakespeare (paper's setting)",
+          "pysrc": "the environment's Python sources (paper's setting)",
           SYNTHETIC: "synthetic repeats (not the paper's setting)"}
 
 
 def _summarise(rows: list[dict], prof: Profile) -> tuple[str, list[str]]:
     notes = []
-    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows if r["dataset"] not in CONTROLS))
     for dataset in datasets:
         notes += _condition_notes(rows, dataset, LABELS.get(dataset, dataset))
+    for row in (r for r in rows if r["dataset"] in CONTROLS):
+        notes.append(f"[control {row['dataset']}] {row['steps']:,} steps of a 2-layer d=32 model: repeat-copy accuracy "
+                     f"per probe (length, lead-in) {row['probe_geometries']} = "
+                     f"{[round(a, 3) for a in row['final_repeat_acc']]}, held-out lengths "
+                     f"{row['final_heldout_repeat_acc']:.3g} (first > 0.9 at step {row['steps_to_heldout_copy']}); "
+                     f"single-geometry induction max {row['max_single_geometry_induction']:.3g}, robust (min over "
+                     f"probes) {row['final_induction_min_max']:.3g} in layer {row['induction_min_layer']}; "
+                     f"previous-token max {row['final_previous_token_max']:.3g} in layer {row['previous_token_layer']}.")
     parts = []
     for dataset in datasets:
         per_arm = {}
@@ -276,7 +382,7 @@ def _summarise(rows: list[dict], prof: Profile) -> tuple[str, list[str]]:
 
 def _figures(out: Path, curves: dict) -> list[Figure]:
     figures = []
-    for dataset in (SYNTHETIC, "stdlib"):
+    for dataset in (SYNTHETIC, "stdlib", "pysrc"):
         main = curves.get((dataset, "vanilla"), [])
         if not main:
             continue
@@ -290,24 +396,24 @@ def _figures(out: Path, curves: dict) -> list[Figure]:
         plot_induction_heatmap(main[0], out / f"{NAME}_{tag}induction_heatmap.png", per_head=True)
         figures.append(Figure(f"{NAME}_{tag}induction_heatmap.png", f"{label}: induction score Ā·EP of every head "
                                                                      "over training (vanilla, first seed; paper Fig. 6)."))
-        batch = {arm: curves[(dataset, arm)] for arm in ("vanilla", "batch_2B", "batch_4B") if (dataset, arm) in curves}
+        batch = {arm: curves[(dataset, arm)] for arm in BATCH_ARMS if (dataset, arm) in curves}
         if len(batch) > 1:
             for x in ("step", "tokens"):
                 plot_arms(batch, out / f"{NAME}_{tag}batch_acc_vs_{x}.png", x=x,
                           title=f"{label}: copy accuracy vs {x} by batch size")
                 figures.append(Figure(f"{NAME}_{tag}batch_acc_vs_{x}.png", f"{label}: copy accuracy vs {x} for batch "
-                                      "B, 2B, 4B from identical initial weights (paper Fig. 3)."))
+                                      "sizes from identical initial weights (paper Fig. 3)."))
                 plot_arms(batch, out / f"{NAME}_{tag}batch_token_acc_vs_{x}.png", key="copy_token_acc", x=x,
                           ylabel="per-token copy accuracy (teacher forced)",
                           title=f"{label}: per-token copy accuracy vs {x} by batch size")
                 figures.append(Figure(f"{NAME}_{tag}batch_token_acc_vs_{x}.png", f"{label}: per-token copy accuracy "
-                                      f"(the exact match's continuous companion) vs {x} for batch B, 2B, 4B."))
+                                      f"(the exact match's continuous companion) vs {x} by batch size."))
             losses = {a: [[r for r in run if r["train_loss"] is not None] for run in runs] for a, runs in batch.items()}
             plot_arms(losses, out / f"{NAME}_{tag}batch_loss_vs_tokens.png", key="train_loss", x="tokens",
                       ylabel="training loss (EMA)", title=f"{label}: training loss vs tokens by batch size")
             figures.append(Figure(f"{NAME}_{tag}batch_loss_vs_tokens.png",
                                   f"{label}: training loss vs tokens by batch size (paper Fig. 4)."))
-        regs = {a: curves[(dataset, a)] for a in ("vanilla", "batch_4B", "attn_dropout", "weight_decay")
+        regs = {a: curves[(dataset, a)] for a in (*BATCH_ARMS, "attn_dropout", "weight_decay")
                 if (dataset, a) in curves}
         if len(regs) > 1:
             plot_arms(regs, out / f"{NAME}_{tag}regularisers_acc.png", key="copy_token_acc", x="step",
@@ -320,10 +426,15 @@ def _figures(out: Path, curves: dict) -> list[Figure]:
 
 def _plan(prof: Profile) -> list[tuple[str, DataConfig, list[str]]]:
     """(condition, data config, arms) in run order; the synthetic condition reuses the stdlib tokenizer/pool."""
-    corpora = benchmark_corpora(VOCAB, prof.max_bytes, prof.arms, ["vanilla"] if prof.shakespeare else [])
+    corpora = benchmark_corpora(VOCAB, prof.max_bytes, prof.arms, ["vanilla"] if prof.shakespeare else [],
+                                corpus=prof.corpus, tokenizer_bytes=prof.tokenizer_bytes)
     plan = [(name, cfg, arms) for name, (cfg, arms) in corpora.items() if arms]
     if prof.synthetic_arms:
-        plan.append((SYNTHETIC, corpora["stdlib"][0], list(prof.synthetic_arms)))
+        plan.append((SYNTHETIC, corpora[prof.corpus][0], list(prof.synthetic_arms)))
+    for control in prof.controls:
+        if control not in CONTROLS:
+            raise ConfigError(f"unknown control {control!r}; controls: {list(CONTROLS)}")
+        plan.append((control, corpora[prof.corpus][0], ["control"]))
     return plan
 
 
@@ -333,18 +444,26 @@ def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
     out = Path(out)
     plan = _plan(prof)
     store = partial_rows(out.parent, KIT, NAME, profile=profile, steps=prof.steps,
-                         synthetic_steps=prof.synthetic_steps, version=4)
+                         synthetic_steps=prof.synthetic_steps, version=5)
+    corpora_meta = {}
     for _, data_cfg, _ in plan:
-        prepare_data(data_cfg)  # tokenize once here, so workers only open the cached memmaps
+        # tokenize once here, so workers only open the cached memmaps; the meta (content hash = fingerprint, file
+        # and token counts of each split) goes into the results
+        corpora_meta.setdefault(data_cfg.corpus, prepare_data(data_cfg).meta)
     def done(dataset: str, arm: str, seed: int) -> bool:  # a stored row counts only if trained at today's batch
         stored = store.get(dataset=dataset, arm=arm, seed=seed)
-        return stored is not None and stored.get("batch_size") == _arm_settings(arm, prof)[0]
+        want = CONTROL_MODEL["batch"] if dataset in CONTROLS else _arm_settings(arm, prof)[0]
+        return stored is not None and stored.get("batch_size") == want
+
+    def cost(job: tuple) -> float:
+        if job[0] in CONTROLS:
+            return CONTROL_MODEL["batch"] * prof.control_steps / 32  # a far smaller model
+        return _arm_settings(job[1], prof)[0] * (prof.synthetic_steps if job[0] == SYNTHETIC else prof.steps)
 
     todo = [(dataset, arm, seed, cfg, prof) for dataset, cfg, arms in plan for arm in arms for seed in seeds
             if not done(dataset, arm, seed)]
     # costliest first (4B arms, longer condition), so the two workers finish together
-    todo.sort(key=lambda job: -_arm_settings(job[1], prof)[0] * (prof.synthetic_steps if job[0] == SYNTHETIC
-                                                                  else prof.steps))
+    todo.sort(key=lambda job: -cost(job))
     workers = max(1, min(prof.workers, len(todo) or 1, os.cpu_count() or 1))
     if todo:
         # a multiprocessing Pool (not an executor): leaving the block on an error or Ctrl-C/SIGTERM terminates the
@@ -361,7 +480,8 @@ def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
                 stored = store.get(dataset=dataset, arm=arm, seed=seed)
                 curves.setdefault((dataset, arm), []).append(stored["_curves"])
                 row = {k: v for k, v in stored.items() if k != "_curves"}
-                row.update(onsets(stored["_curves"]).as_row())  # the analysis always from the stored curves
+                if dataset not in CONTROLS:
+                    row.update(onsets(stored["_curves"]).as_row())  # the analysis always from the stored curves
                 row["tokens_seen"] = stored["_curves"][-1]["tokens"]
                 rows.append(row)
     summary, notes = _summarise(rows, prof)
@@ -373,14 +493,17 @@ def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
         benchmark=NAME, kit=KIT, title="Copying as grokking: copy accuracy and induction heads over training (miniature)",
         rows=rows, group_by=["dataset", "arm"], headline_metric="max_copy_acc", lower_is_better=False,
         table_metrics=["max_copy_acc", "final_copy_acc", "max_copy_token_acc", "loss_step", "copy_step", "token_step",
-                       "token_tokens", "ratio", "max_induction", "layer_rho", "val_loss", "final_icl_score"],
-        config={"profile": profile, **prof.__dict__, "vocab": VOCAB, "synthetic_stream": SYNTHETIC_STREAM.label()},
+                       "token_tokens", "ratio", "max_induction", "max_induction_min", "final_repeat_acc_min",
+                       "layer_rho", "val_loss", "final_icl_score"],
+        config={"profile": profile, **prof.__dict__, "vocab": VOCAB, "synthetic_stream": SYNTHETIC_STREAM.label(),
+                "corpora": corpora_meta},
         summary=summary, notes=notes, figures=_figures(out, curves),
         datasets=[f"{LABELS.get(d, d)}: byte-level BPE vocab {VOCAB}" + (f" ({SYNTHETIC_STREAM.label()}, random "
-                  "spans drawn from the stdlib tokens' pool)" if d == SYNTHETIC else "") for d, _, _ in plan]
+                  "spans drawn from the stdlib tokens' pool)" if d == SYNTHETIC else "") for d, _, _ in plan
+                  if d not in CONTROLS]
         + ["copy and induction probes: uniformly random tokens that occur in the stdlib training split"])
 
 
 BENCHMARK = Benchmark(name=NAME, kit=KIT, run=run, score=evaluate,
                       description="copy accuracy / induction heads over training; batch size, regularisers (2409.09281)",
-                      seeds={"quick": [0], "default": [0, 1], "full": [0, 1]})
+                      seeds={"quick": [0], "default": [0, 1], "full": [0]})  # full: one seed fits ~2 h

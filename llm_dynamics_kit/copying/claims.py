@@ -23,6 +23,12 @@ Every claim needs copying (or, for 3, induction heads in two layers) to have eme
 never did, the claim is ``untestable`` and says what scale would test it. Claims 2 and 4 appear only where their
 arms ran.
 
+Tracker controls (issue 24; rows whose ``dataset`` is a ``ctrl_*`` name, small 2-layer models on known-answer
+tasks): ``copying-pos-variable-repeats`` (segments of varying length and position: repeat-copy accuracy > 0.9 at
+held-out lengths and a robust induction head above a previous-token head), ``copying-neg-fixed-offset`` (fixed
+32-token repeats, solved by a positional copier: no induction onset may be read) and ``copying-neg-shuffled``
+(shuffled corpus tokens: never copies).
+
 Positive control ``copying-pos-synthetic``: in the synthetic stream about half the tokens are copies of a span seen
 a few tokens earlier (the copying signal is planted and strong), so copying must emerge there in some arm; it
 checks that training and the copy probe can show copying at all.
@@ -37,10 +43,13 @@ from typing import Any
 from shared.claims import compare, control, untestable
 
 SYNTHETIC = "synthetic"
-ARMS = ("vanilla", "batch_2B", "batch_4B", "attn_dropout", "weight_decay")
-BATCH_ARMS = ("vanilla", "batch_2B", "batch_4B")
+ARMS = ("vanilla", "batch_2B", "batch_4B", "batch_half", "batch_quarter", "attn_dropout", "weight_decay")
+BATCH_ARMS = ("vanilla", "batch_2B", "batch_4B", "batch_half", "batch_quarter")
+CONTROLS = ("ctrl_variable", "ctrl_fixed", "ctrl_shuffled")
+INDUCTION_TAU = 0.3  # the brief's head-formation threshold (§8.4.4), also the controls' bar
 REGULARISERS = {"attn_dropout": "attention dropout 0.1", "weight_decay": "weight decay 0.1"}
 LABELS = {"stdlib": "stdlib corpus (paper's setting)", "shakespeare": "Shakespeare (paper's setting)",
+          "pysrc": "the environment's Python sources (paper's setting)",
           SYNTHETIC: "synthetic repeats (not the paper's setting)"}
 DELAY_THRESHOLD = 1.5  # brief §8.4.1: "grokking-like" only if t_copy / t_loss > 1.5
 STEP_RATIO_THRESHOLD = 1.3  # onsets within 1.3x in steps (≈ the brief's ±15%, §8.4.2)
@@ -274,14 +283,67 @@ def _positive_control(arms: dict[str, list[Mapping[str, Any]]], config: Mapping[
         observed=observed + ".", passed=bool(copied), arms_with_onset=sorted(copied))
 
 
+def _tracker_controls(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The tracker's controls (issue 24): induction vs a fixed-offset copier vs no copying."""
+    out = []
+    for row in sorted(rows, key=lambda r: (CONTROLS.index(r["dataset"]), r.get("seed", 0))):
+        kind, steps = row["dataset"], int(_num(row, "steps"))
+        read = (f"after {steps:,} steps: repeat-copy accuracy per probe (length, lead-in) {row.get('probe_geometries')} "
+                f"= {[round(float(a), 3) for a in row.get('final_repeat_acc', [])]}; robust induction (each head's "
+                f"minimum over the probes) {_num(row, 'final_induction_min_max'):.3g} in layer "
+                f"{row.get('induction_min_layer')}, single-geometry (paper) induction max "
+                f"{_num(row, 'max_single_geometry_induction'):.3g}; previous-token max "
+                f"{_num(row, 'final_previous_token_max'):.3g} in layer {row.get('previous_token_layer')}; "
+                f"induction onsets per layer {[row.get(k) for k in sorted(row) if k.startswith('induction_onset_layer')]}")
+        onsets = [_num(row, k) for k in row if k.startswith("induction_onset_layer")]
+        if kind == "ctrl_variable":
+            held = _num(row, "final_heldout_repeat_acc")
+            ordered = (_num(row, "final_induction_min_max") >= INDUCTION_TAU
+                       and _num(row, "final_previous_token_max") >= INDUCTION_TAU
+                       and int(row.get("previous_token_layer", -1)) < int(row.get("induction_min_layer", -1)))
+            out.append(control(
+                f"copying-pos-variable-repeats-seed{row.get('seed', 0)}", "positive",
+                setting="random tokens with one segment of 8-32 tokens (odd lengths held out) at a random position, "
+                        "copied at a random later position: only a content rule (induction) predicts the copy",
+                expect="repeat-copy accuracy > 0.9 at the held-out lengths, and the tracker reads an induction head "
+                       f"(robust score >= {INDUCTION_TAU}) in a later layer than a previous-token head (>= "
+                       f"{INDUCTION_TAU})",
+                observed=f"held-out accuracy {held:.3g} (first > 0.9 at step {row.get('steps_to_heldout_copy')}); "
+                         + read + ".",
+                passed=bool(held > 0.9 and ordered), steps_to_heldout_copy=row.get("steps_to_heldout_copy")))
+        elif kind == "ctrl_fixed":
+            out.append(control(
+                f"copying-neg-fixed-offset-seed{row.get('seed', 0)}", "negative",
+                setting="a random 32-token block repeated once, always the same geometry: a fixed-offset copier "
+                        "(attend 31 positions back) solves it without induction",
+                expect="the model copies at the trained geometry (probe (32, 0): accuracy > 0.9; otherwise the "
+                       "control shows nothing) and no induction-head onset is read in any layer (the robust score "
+                       f"stays below {INDUCTION_TAU})",
+                observed=read + ".",
+                passed=bool(float((row.get("final_repeat_acc") or [0.0])[0]) > 0.9
+                            and not any(math.isfinite(v) for v in onsets))))
+        else:
+            copied = max((_num(row, "final_repeat_acc_min"), *[float(a) for a in row.get("final_repeat_acc", [])]))
+            out.append(control(
+                f"copying-neg-shuffled-seed{row.get('seed', 0)}", "negative",
+                setting="the natural corpus's tokens in random order: nothing in the context predicts the next token",
+                expect="never copies: repeat-copy accuracy < 0.1 at every probe, no copy onset, no induction onset",
+                observed=read + f"; copy-task exact match {_num(row, 'max_copy_acc'):.3g}.",
+                passed=bool(copied < 0.1 and not math.isfinite(_num(row, "copy_step"))
+                            and not any(math.isfinite(v) for v in onsets))))
+    return out
+
+
 def evaluate(data: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Claims 1-4 per condition and the synthetic positive control, from an ``llm/copying`` results payload."""
+    """Claims 1-4 per condition, the synthetic positive control and the tracker controls, from an ``llm/copying``
+    results payload."""
     config = data.get("config", {})
     conditions: dict[str, dict[str, list[Mapping[str, Any]]]] = {}
     for row in data["rows"]:
-        conditions.setdefault(row["dataset"], {}).setdefault(row["arm"], []).append(row)
+        if row["dataset"] not in CONTROLS:
+            conditions.setdefault(row["dataset"], {}).setdefault(row["arm"], []).append(row)
     claims: list[dict[str, Any]] = []
-    controls: list[dict[str, Any]] = []
+    controls: list[dict[str, Any]] = _tracker_controls([r for r in data["rows"] if r["dataset"] in CONTROLS])
     for condition, arms in conditions.items():
         claims.append(_claim_1(condition, arms, config))
         if (claim := _claim_2(condition, arms, config)) is not None:

@@ -162,3 +162,126 @@ def transformer_lens_induction_scores(hooked_model: Any, tokens: torch.Tensor) -
     except ImportError:
         return None
     return detect_head(hooked_model, tokens, "induction_head", error_measure="mul").detach().cpu().numpy()
+
+
+# ------------------------------------------------------------------ induction vs positional copying
+#
+# An induction head is a *content* rule (attend to what followed the earlier occurrence of the current token) and
+# works at any repeat length and position; a fixed-offset copier (attend d positions back, learned when every
+# training repeat has the same length d) matches it only at that one geometry. The paper's Ā uses one geometry
+# (s = 100 from position 0), so a copier trained at s can read as a perfect induction head there. The probes below
+# score every head at several (repeat length, lead-in) geometries and keep each one and the minimum: a head is an
+# induction head only when it scores at all of them.
+
+
+def default_probes(max_len: int, bos: bool = False, half_len: int = 100) -> list[tuple[int, int]]:
+    """(repeat length s, random lead-in before the first copy) geometries that fit a ``max_len`` context.
+
+    The paper's (s, 0) [s = min(100, context / 2)], plus two with other lengths and other start positions
+    (≈ s/2 after a lead-in of ≈ s/3, ≈ s/4 after ≈ s/2): distinct copy distances, distinct absolute positions.
+    Lengths are odd-shifted so that no probe length is a multiple of another (a copier at distance d also scores
+    at d/2 or 2d when one half is periodic).
+    """
+    room = max_len - int(bos)
+    s = min(half_len, room // 2)
+    if s < 4:
+        raise ConfigError(f"the model's context ({max_len}) is too short for induction probes")
+    probes = [(s, 0), (max(2, s // 2 + 3), max(1, s // 3 + 1)), (max(2, s // 4 + 1), max(1, s // 2 + 5))]
+    return [(length, lead) for length, lead in probes if lead + 2 * length <= room]
+
+
+@dataclass
+class ProbeScores:
+    """Scores of every head at several repeat geometries, each probe's and their minimum."""
+
+    probes: list[tuple[int, int]]  # (repeat length, lead-in)
+    prefix_matching: np.ndarray  # (P, L, H) Ā at each probe
+    induction: np.ndarray  # (P, L, H) Ā · EP at each probe
+    repeat_acc: np.ndarray  # (P,) argmax accuracy on the predictable tokens of the second copy
+    repeat_loss: np.ndarray  # (P,) mean next-token loss there (nats)
+    ov_positivity: np.ndarray  # (L, H)
+
+    @property
+    def induction_min(self) -> np.ndarray:
+        """(L, H): each head's worst induction score over the probes (the robust induction score)."""
+        return self.induction.min(axis=0)
+
+    @property
+    def prefix_matching_min(self) -> np.ndarray:
+        return self.prefix_matching.min(axis=0)
+
+    def per_layer_max(self) -> np.ndarray:
+        """max over heads of the robust score, one value per layer."""
+        return self.induction_min.max(axis=1)
+
+    def as_record(self) -> dict[str, Any]:
+        """Flat JSON-serialisable fields for tracker records (the ``probe_`` keys)."""
+        return {"probe_geometries": [list(p) for p in self.probes],
+                "probe_induction_layer_max": self.induction.max(axis=2).round(5).tolist(),  # (P, L)
+                "probe_prefix_matching_max": self.prefix_matching.max(axis=(1, 2)).round(5).tolist(),  # (P,)
+                "induction_min": self.induction_min.round(5).tolist(),
+                "induction_min_layer_max": self.per_layer_max().round(5).tolist(),
+                "repeat_acc": self.repeat_acc.round(5).tolist(), "repeat_acc_min": float(self.repeat_acc.min()),
+                "repeat_loss": self.repeat_loss.round(5).tolist()}
+
+
+def probe_ids(length: int, lead: int, n_sequences: int, pool: np.ndarray, seed: int = 0,
+              bos_id: int | None = None) -> torch.Tensor:
+    """(n, [1 +] lead + 2·length): ``lead`` random tokens, a random segment, the same segment again."""
+    rng = np.random.default_rng([seed, length, lead])
+    pool = np.asarray(pool, dtype=np.int64)
+    lead_in = rng.choice(pool, size=(n_sequences, lead))
+    half = rng.choice(pool, size=(n_sequences, length))
+    ids = np.concatenate([lead_in, half, half], axis=1)
+    if bos_id is not None:
+        ids = np.concatenate([np.full((n_sequences, 1), bos_id), ids], axis=1)
+    return torch.from_numpy(ids)
+
+
+def probe_scores(model: Any, probes: list[tuple[int, int]] | None = None, *, n_sequences: int = 32, seed: int = 0,
+                 vocab_pool: np.ndarray | None = None, bos_id: int | None = None, fold_norms: bool = True,
+                 batch_size: int = 16, ov_positivity: np.ndarray | None = None) -> ProbeScores:
+    """Ā, Ā·EP, and the copy accuracy/loss on the repeated half, at each (repeat length, lead-in) probe.
+
+    ``probes`` default to :func:`default_probes` for the model's context. Pass ``ov_positivity`` (L, H) when
+    it is already computed (it does not depend on the probe).
+    """
+    adapter = as_adapter(model)
+    if adapter.n_layers == 0:
+        raise ConfigError("induction probes need a model with attention layers (not a plain logits function)")
+    offset = int(bos_id is not None)
+    probes = [tuple(map(int, p)) for p in (probes or default_probes(adapter.max_len, bos_id is not None))]
+    for length, lead in probes:
+        if length < 2 or lead < 0 or offset + lead + 2 * length > adapter.max_len:
+            raise ConfigError(f"probe (length {length}, lead-in {lead}) needs {offset + lead + 2 * length} tokens; "
+                              f"the model's context is {adapter.max_len} (length >= 2, lead-in >= 0)")
+    pool = vocab_pool if vocab_pool is not None else token_pool(adapter.vocab_size)
+    n_l, n_h = adapter.n_layers, adapter.n_heads
+    pm = np.zeros((len(probes), n_l, n_h))
+    acc, losses = np.zeros(len(probes)), np.zeros(len(probes))
+    with adapter.evaluating():
+        if ov_positivity is None:
+            ov_positivity = torch.stack([ov_eigen_positivity(**_ov(adapter.ov_weights(layer, fold_norms)))
+                                         for layer in range(n_l)]).numpy()
+        for p, (length, lead) in enumerate(probes):
+            ids = probe_ids(length, lead, n_sequences, pool, seed, bos_id)
+            start = offset + lead
+            hits = total = 0
+            loss_sum = 0.0
+            for b in range(0, n_sequences, batch_size):
+                chunk = ids[b:b + batch_size].to(adapter.device)
+                weight = len(chunk) / n_sequences
+                for layer, att in enumerate(adapter.attention(chunk)):
+                    pm[p, layer] += weight * prefix_matching_score(att.float().cpu(), length, start).double().numpy()
+                logits = adapter.logits(chunk).float()
+                at = slice(start + length, start + 2 * length - 1)  # predicting copy tokens 2 … length
+                target = chunk[:, start + length + 1:start + 2 * length]
+                pred = logits[:, at]
+                hits += int((pred.argmax(-1) == target).sum())
+                total += target.numel()
+                loss_sum += float(F.cross_entropy(pred.reshape(-1, pred.shape[-1]), target.reshape(-1),
+                                                  reduction="sum"))
+            acc[p], losses[p] = hits / max(total, 1), loss_sum / max(total, 1)
+    ep = np.asarray(ov_positivity, dtype=float)
+    return ProbeScores(probes=probes, prefix_matching=pm, induction=pm * ep[None], repeat_acc=acc,
+                       repeat_loss=losses, ov_positivity=ep)

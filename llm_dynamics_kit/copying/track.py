@@ -18,12 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from llm_dynamics_kit.copying.adapters import as_adapter
 from llm_dynamics_kit.copying.evaluate import copy_accuracy
 from llm_dynamics_kit.copying.icl import icl_score
-from llm_dynamics_kit.copying.induction import induction_scores
+from llm_dynamics_kit.copying.induction import default_probes, induction_scores, probe_scores
 from llm_dynamics_kit.copying.task import CopyTask
 from llm_dynamics_kit.train import Callback, Trainer
-from shared.errors import DataError
+from shared.errors import ConfigError, DataError
 from shared.progress import progress
 from shared.results import atomic_write_text
 
@@ -33,18 +34,39 @@ TASK_FILE = "copy_task.json"
 
 def evaluate_model(model: Any, task: CopyTask, induction: dict[str, Any] | None = None,
                    batch_size: int = 32, icl_tokens: np.ndarray | None = None) -> dict[str, Any]:
-    """Copy metrics + induction scores (+ the ICL score on ``icl_tokens``) of one model as a flat record."""
-    record: dict[str, Any] = copy_accuracy(model, task, batch_size=batch_size).as_row()
+    """Copy metrics + induction scores (+ the ICL score on ``icl_tokens``) of one model as a flat record.
+
+    ``induction`` holds :func:`induction_scores` keyword arguments (the paper's single geometry: ``induction``,
+    ``induction_layer_max``) plus optionally ``probes``: the (repeat length, lead-in) geometries of
+    :func:`probe_scores` (default :func:`default_probes`; ``[]`` turns them off). The probes give each head's
+    score at every geometry and their minimum (``induction_min``, ``induction_min_layer_max``: what the onset
+    analysis uses, so a fixed-offset copier does not read as induction) and the copy accuracy on repeats of
+    lengths other than the paper's (``repeat_acc`` per probe, ``repeat_acc_min``).
+    The model is adapted once here (``as_adapter``) and the adapter passed to every metric.
+    """
+    adapter = as_adapter(model)
+    record: dict[str, Any] = copy_accuracy(adapter, task, batch_size=batch_size).as_row()
     if icl_tokens is not None:
-        record["icl_score"] = icl_score(model, icl_tokens)
+        record["icl_score"] = icl_score(adapter, icl_tokens)
     if induction is not None:
-        scores = induction_scores(model, **induction)
+        induction = dict(induction)
+        probes = induction.pop("probes", None)
+        scores = induction_scores(adapter, **induction)
         record.update({"induction": scores.induction.round(5).tolist(),
                        "prefix_matching": scores.prefix_matching.round(5).tolist(),
                        "ov_positivity": scores.ov_positivity.round(5).tolist(),
                        "previous_token": scores.previous_token.round(5).tolist(),
                        "induction_layer_max": scores.per_layer_max().round(5).tolist(),
                        "induction_loss": scores.induction_loss})
+        if probes is None:
+            probes = default_probes(adapter.max_len, induction.get("bos_id") is not None,
+                                    induction.get("half_len", 100))
+        if probes:
+            record.update(probe_scores(
+                adapter, probes, n_sequences=induction.get("n_sequences", 64), seed=induction.get("seed", 0),
+                vocab_pool=induction.get("vocab_pool"), bos_id=induction.get("bos_id"),
+                fold_norms=induction.get("fold_norms", True), batch_size=induction.get("batch_size", 16),
+                ov_positivity=scores.ov_positivity).as_record())
     return record
 
 
@@ -60,12 +82,18 @@ class CopyingTracker(Callback):
     every = 1  # called every step to keep the loss EMA; evaluates every ``eval_every``
 
     def __init__(self, task: CopyTask, eval_every: int = 100, induction: dict[str, Any] | None = None,
-                 ema: float = 0.95, at_start: bool = True, batch_size: int = 32, icl_tokens: np.ndarray | None = None):
+                 ema: float = 0.95, at_start: bool = True, batch_size: int = 32, icl_tokens: np.ndarray | None = None,
+                 eval_steps: Sequence[int] | None = None, save_checkpoints: bool = False):
         self.task, self.eval_every, self.induction = task, max(1, eval_every), induction
+        # explicit evaluation steps (e.g. log_grid(steps)) replace the every-N rule; save_checkpoints also writes
+        # a checkpoint at each evaluated step (needs the trainer's out_dir and keep_checkpoints=0 to keep them all)
+        self.eval_steps = set(int(s) for s in eval_steps) if eval_steps is not None else None
+        self.save_checkpoints = save_checkpoints
         self.icl_tokens = icl_tokens  # e.g. validation tokens: adds Olsson's ICL score to every record
         self.ema, self.at_start, self.batch_size = ema, at_start, batch_size
         self.records: list[dict[str, Any]] = []
         self._loss_ema: float | None = None
+        self._adapter: Any = None  # the trained model adapted once (as_adapter), reused at every evaluation
 
     def on_train_start(self, trainer: Trainer) -> None:
         if trainer.step == 0 and self.at_start and not self.records:
@@ -76,17 +104,27 @@ class CopyingTracker(Callback):
     def on_step(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
         loss = float(metrics["lm_loss"])
         self._loss_ema = loss if self._loss_ema is None else self.ema * self._loss_ema + (1 - self.ema) * loss
-        if trainer.step % self.eval_every == 0 or trainer.step == trainer.config.steps:
+        due = (trainer.step in self.eval_steps) if self.eval_steps is not None else trainer.step % self.eval_every == 0
+        if due or trainer.step == trainer.config.steps:
             record = self._evaluate(trainer, self._loss_ema)
             metrics["copy_acc"] = record["copy_acc"]
+            if self.save_checkpoints and trainer.out_dir is not None and trainer.step != trainer.config.steps:
+                trainer.save_checkpoint()  # the trainer itself saves the final one
 
     def _evaluate(self, trainer: Trainer, loss: float | None) -> dict[str, Any]:
         record = {"step": trainer.step, "tokens": trainer.tokens_seen, "train_loss": loss,
-                  **evaluate_model(trainer.raw_model, self.task, self.induction, self.batch_size, self.icl_tokens)}
+                  **evaluate_model(self._adapted(trainer), self.task, self.induction, self.batch_size,
+                                   self.icl_tokens)}
         self.records.append(record)
         if trainer.out_dir is not None:
             write_records(self.records, Path(trainer.out_dir) / TRACK_FILE)
         return record
+
+    def _adapted(self, trainer: Trainer) -> Any:
+        model = trainer.raw_model
+        if self._adapter is None or self._adapter.model is not model:
+            self._adapter = as_adapter(model)
+        return self._adapter
 
     def state_dict(self) -> dict[str, Any]:
         return {"records": self.records, "loss_ema": self._loss_ema}
@@ -94,6 +132,15 @@ class CopyingTracker(Callback):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.records = list(state.get("records", []))
         self._loss_ema = state.get("loss_ema")
+
+
+def log_grid(steps: int, n: int = 16, first: int = 10) -> list[int]:
+    """About ``n`` steps from ``first`` to ``steps``, evenly spaced in log(step) (always ends at ``steps``)."""
+    if steps < 1 or n < 1:
+        raise ConfigError(f"log_grid needs steps >= 1 and n >= 1, got {steps}, {n}")
+    first = max(1, min(first, steps))
+    grid = np.unique(np.round(np.geomspace(first, steps, n)).astype(int))
+    return [int(g) for g in grid]
 
 
 def write_records(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
@@ -257,8 +304,10 @@ def onsets(records: Sequence[dict[str, Any]], loss_frac: float = 0.9, copy_frac:
     gains = np.diff(acc) if len(acc) > 1 else np.zeros(1)
     abrupt = float(gains.max() / best) if best > 0 else math.nan
     layer_steps: list[float] = []
-    if records[0].get("induction_layer_max") is not None:
-        per_layer = np.array([r["induction_layer_max"] for r in records])  # (evals, L)
+    # the robust score (each head's minimum over the probe geometries) when recorded, else the paper's single one
+    key = "induction_min_layer_max" if records[0].get("induction_min_layer_max") is not None else "induction_layer_max"
+    if records[0].get(key) is not None:
+        per_layer = np.array([r[key] for r in records])  # (evals, L)
         layer_steps = [_first(steps, per_layer[:, layer] >= tau) for layer in range(per_layer.shape[1])]
     formed = [(i, s) for i, s in enumerate(layer_steps) if math.isfinite(s)]
     rho = math.nan

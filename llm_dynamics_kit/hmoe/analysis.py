@@ -47,28 +47,62 @@ class RoutingReport:
     gate_weighted_size: np.ndarray  # (L, T_total) Σ_i g_{i,t} h_i per token
     token_ids: np.ndarray  # (T_total,) the token at each analysed position
     extra: dict = field(default_factory=dict)
+    width: np.ndarray | None = None  # (L, T_total) activated hidden units Σ_{i∈E_t} h_i per position
+    n_experts: np.ndarray | None = None  # (L, T_total) experts activated per position
+    position_labels: np.ndarray | None = None  # (T_total,) the user's class of each position (or None)
 
     def size_activation_rho(self) -> np.ndarray:
         """(L,) Spearman ρ(expert size, activation fraction) per layer (NaN for equal sizes)."""
         return np.array([spearman(np.array(s), f) for s, f in zip(self.sizes, self.fractions)])
 
+    def by_label(self, names: dict[int, str] | None = None) -> dict[str, dict]:
+        """Routing per position label and per layer: for every label, per layer (lists of length L) the mean
+        activated width, gate-weighted expert width and experts per position, plus the count of positions.
+
+        Labels are the user's own token classes (``labels`` of :func:`routing_report`); negative labels are
+        skipped (positions not to analyse). ``names`` maps label ids to names (default: ``str(label)``).
+        """
+        if self.position_labels is None:
+            raise ConfigError("this report has no position labels: pass labels= to routing_report")
+        out: dict[str, dict] = {}
+        for label in sorted(int(v) for v in np.unique(self.position_labels) if v >= 0):
+            sel = self.position_labels == label
+            name = (names or {}).get(label, str(label))
+            out[name] = {
+                "positions": int(sel.sum()),
+                "activated_hidden": self.width[:, sel].mean(1).tolist(),
+                "gate_weighted_size": self.gate_weighted_size[:, sel].mean(1).tolist(),
+                "experts_per_token": self.n_experts[:, sel].mean(1).tolist(),
+            }
+        return out
+
 
 @torch.no_grad()
 def routing_report(model: Transformer, tokens: np.ndarray, seq_len: int, batch_size: int = 16,
-                   max_batches: int = 8) -> RoutingReport:
-    """Run fixed windows of ``tokens`` through ``model`` and collect every MoE layer's routing."""
+                   max_batches: int = 8, labels: np.ndarray | None = None) -> RoutingReport:
+    """Run fixed windows of ``tokens`` through ``model`` and collect every MoE layer's routing.
+
+    ``labels`` (optional, same length as ``tokens``): an integer class per position (the user's token
+    classes; negative = ignore), windowed like ``tokens``; :meth:`RoutingReport.by_label` then reports
+    routing per class and layer.
+    """
     moe_layers = [f for f in model.ffns if isinstance(f, MoEFFN)]
     if not moe_layers:
         raise ConfigError("routing analysis needs a model with MoE FFNs (ffn.kind='moe')")
+    if labels is not None and len(labels) != len(tokens):
+        raise ConfigError(f"labels must have one entry per token: {len(labels)} labels for {len(tokens)} tokens")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     masks: list[list[torch.Tensor]] = [[] for _ in moe_layers]
     gated: list[list[torch.Tensor]] = [[] for _ in moe_layers]
-    ids = []
+    ids, labs = [], []
+    label_windows = eval_batches(labels, seq_len, batch_size, max_batches) if labels is not None else None
     for x, _ in eval_batches(tokens, seq_len, batch_size, max_batches):
         model(torch.from_numpy(x).to(device))
         ids.append(x.reshape(-1))
+        if label_windows is not None:
+            labs.append(next(label_windows)[0].reshape(-1))
         for i, layer in enumerate(moe_layers):
             r = layer.last_routing
             masks[i].append(r.mask.float().cpu())
@@ -83,6 +117,9 @@ def routing_report(model: Transformer, tokens: np.ndarray, seq_len: int, batch_s
                                    for m, layer in zip(mask, moe_layers)]),
         gate_weighted_size=np.stack([torch.cat(g).numpy() for g in gated]),
         token_ids=np.concatenate(ids),
+        width=np.stack([(m * layer.size_tensor.cpu()).sum(-1).numpy() for m, layer in zip(mask, moe_layers)]),
+        n_experts=np.stack([m.sum(-1).numpy() for m in mask]),
+        position_labels=np.concatenate(labs) if labs else None,
     )
 
 

@@ -57,7 +57,9 @@ def config_command(arm: str, out: Path | None, total: int) -> None:
 @group.command("analyze")
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--batches", type=int, default=16, show_default=True, help="Validation batches to route.")
-def analyze_command(run: Path, batches: int) -> None:
+@click.option("--labels", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="A .npy of one integer class per validation token (-1 = skip): adds routing per class and layer.")
+def analyze_command(run: Path, batches: int, labels: Path | None) -> None:
     """Per-layer expert activation, ρ(size, activation), activated params and the token-rarity slope of a run."""
     import numpy as np
 
@@ -72,9 +74,11 @@ def analyze_command(run: Path, batches: int) -> None:
     config = load_config(RunConfig, _run_dir_of(model_dir) / "config.yaml")
     data = prepare_data(config.data)
     model = Transformer.from_pretrained(model_dir)
-    report = routing_report(model, data.valid, config.train.seq_len, config.train.batch_size, batches)
+    classes = np.load(labels) if labels is not None else None
+    report = routing_report(model, data.valid, config.train.seq_len, config.train.batch_size, batches, classes)
     rarity = rarity_analysis(report, token_frequencies(data.train, data.vocab_size))
     click.echo(json.dumps({
+        **({"by_label": report.by_label()} if classes is not None else {}),
         "sizes": report.sizes,
         "activation_fraction": np.round(report.fractions, 4).tolist(),
         "size_activation_rho": [None if np.isnan(r) else round(float(r), 4) for r in report.size_activation_rho()],

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from llm_dynamics_kit.model import FFN, FFNConfig, ModelConfig
+from llm_dynamics_kit.model import FFN, FFNConfig, ModelConfig, register_ffn
 from llm_dynamics_kit.moe.experts import HeterogeneousExperts
 from llm_dynamics_kit.moe.losses import load_balance_loss, p_penalty_loss, router_entropy_loss
 from llm_dynamics_kit.moe.routing import Router, RouterOutput, TopKRouter, TopPRouter
@@ -23,12 +23,13 @@ class MoEFFN(FFN):
     """
 
     def __init__(self, d_model: int, sizes: Sequence[int], router: Router, activation: str = "swiglu",
-                 ffn_config: FFNConfig | None = None):
+                 ffn_config: FFNConfig | None = None, dispatch: str = "auto"):
         super().__init__()
         self.activation = activation
         self.sizes = [int(s) for s in sizes]
         self.router = router
-        self.experts = HeterogeneousExperts(d_model, self.sizes, activation)
+        # dispatch: "auto" | "grouped" | "loop" (see moe.experts); config: ffn.extra["dispatch"]
+        self.experts = HeterogeneousExperts(d_model, self.sizes, activation, dispatch)
         self.act_probe = self.experts.act_probe
         self.ffn_config = ffn_config or FFNConfig(kind="moe", n_experts=len(self.sizes), hidden=sum(self.sizes),
                                                  top_k=getattr(router, "k", 1))
@@ -37,7 +38,9 @@ class MoEFFN(FFN):
                                  "router_entropy": cfg.entropy_coef}
         self.register_buffer("size_tensor", torch.tensor(self.sizes, dtype=torch.float32), persistent=False)
         self.last_routing: RouterOutput | None = None
-        self._activated_hidden = float(sum(self.sizes)) / len(self.sizes)
+        # before any forward: the expectation under uniform routing (Top-K: k experts, Top-P: ceil(p·N)), not one
+        n_uniform = int(router.select(torch.full((1, len(self.sizes)), 1.0 / len(self.sizes))).sum())
+        self._activated_hidden = n_uniform * float(sum(self.sizes)) / len(self.sizes)
 
     @classmethod
     def from_config(cls, config: ModelConfig) -> MoEFFN:
@@ -48,7 +51,7 @@ class MoEFFN(FFN):
             router: Router = TopKRouter(config.d_model, f.n_experts, f.top_k, f.renormalize)
         else:
             router = TopPRouter(config.d_model, f.n_experts, f.top_p, f.renormalize, f.max_experts)
-        return cls(config.d_model, sizes, router, f.activation, f)
+        return cls(config.d_model, sizes, router, f.activation, f, f.extra.get("dispatch", "auto"))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
@@ -80,3 +83,9 @@ class MoEFFN(FFN):
 
     def activated_hidden(self) -> float:
         return self._activated_hidden
+
+
+@register_ffn("moe")
+def build_moe_ffn(config: ModelConfig) -> FFN:
+    """``ffn.kind = "moe"``: homogeneous or heterogeneous experts (registered here, where the kind is defined)."""
+    return MoEFFN.from_config(config)

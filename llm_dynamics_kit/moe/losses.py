@@ -69,6 +69,14 @@ def router_entropy_loss(probs: torch.Tensor, scale_by_n: bool = False) -> torch.
 
     The paper prints ``N Σ_i P_i log P_i``, which minimised would *raise* entropy, against its stated aim;
     we implement the intended entropy (brief §2.5.3). ``scale_by_n`` multiplies by N like the printed form.
+
+    Scale: this term's gradient on the router logits, ``-c·P_i(log P_i + H)`` per token, does not depend on the
+    model; the force that keeps a token on several experts is the LM gain of mixing them, which reaches the
+    router only through the renormalised gates of the experts already selected (zero once one is). In a
+    miniature that gain is small, so the paper's coefficient 0.03 collapses Top-P to one (mostly the smallest)
+    expert per token within ~100 steps — not a sign error (the sign sharpens, as intended) nor a schedule
+    effect (switched on only after 200 steps it still collapses). The HMoE presets therefore default to a
+    smaller coefficient and keep 0.03 as ``ENT_PAPER`` (``llm_dynamics_kit.hmoe.presets``).
     """
     entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1).mean()
     return entropy * probs.shape[-1] if scale_by_n else entropy

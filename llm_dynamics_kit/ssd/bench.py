@@ -11,7 +11,9 @@ Arms (same seeds, same data order — a batch is a pure function of (seed, step)
 Every trained model is evaluated dense and "run as an SMoE" at k/E ∈ {0.125, 0.25, 0.5}: its neurons are
 re-clustered (balanced k-means) and the router built from the centroids — no router training — which for the
 dense arm *is* the post-hoc MoEfication baseline. Training FLOPs use the activated FFN width of every step.
-Speed: a d=512, D=2048, E=16 model (weights random: speed depends on shapes and k only) and the FFN alone.
+Speed: a d=512, D=2048, E=16 model (weights random: speed depends on shapes and k only) and the FFN alone;
+and (issue 25) a d=1024, 4-layer model decoding at batch 1 against a KV cache, with a decode-step profile at 1
+and 2 threads, and KV-cached vs uncached HF ``generate`` of 256 tokens.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from llm_dynamics_kit.data import benchmark_corpora, prepare_data
 from llm_dynamics_kit.model import FFNConfig, ModelConfig, Transformer
@@ -72,6 +75,11 @@ class Profile:
     shakespeare_arms: tuple[str, ...] = ()
     speed_d: int = 512
     speed_repeats: int = 30
+    # issue 25: whole-model batch-1 decode against a KV cache, at d >= 1024 where the FFN is memory-bound
+    decode_d: int = 1024
+    decode_layers: int = 4
+    decode_context: int = 128
+    generate_tokens: int = 256  # cached vs uncached HF generate (a d=256, 4-layer MoEfied model, sparse)
 
     @property
     def hidden(self) -> int:
@@ -81,7 +89,8 @@ class Profile:
 PROFILES = {
     "quick": Profile(d_model=32, n_layers=2, steps=40, arms=["dense", "ssd"], monitor_every=8, warmup_dense=8,
                      threshold=-1.0, sparse_steps=12, final_dense=8, n_experts=8, sparse_k=4, evals=2,
-                     eval_batches=2, kmeans_iters=5, max_bytes=400_000, speed_d=256, speed_repeats=5),
+                     eval_batches=2, kmeans_iters=5, max_bytes=400_000, speed_d=256, speed_repeats=5, decode_d=128,
+                     decode_layers=2, decode_context=32, generate_tokens=32),
     # ≈ 1.5-5 min on a loaded 2-core machine: 4 arms × 3 seeds × 160 steps of a d=64 model (2 seeds: 55 s)
     "default": Profile(d_model=64, n_layers=2, steps=160, arms=TRAINED_ARMS, monitor_every=20, warmup_dense=40,
                        threshold=0.6, sparse_steps=50, final_dense=30, warmup=20, evals=8, speed_repeats=20),
@@ -278,6 +287,57 @@ def speed_benchmark(prof: Profile, vocab_size: int) -> list[dict]:
     return rows
 
 
+def decode_benchmark(prof: Profile, vocab_size: int) -> dict:
+    """Issue 25: cached batch-1 decode speed-up and step profile at 1 and 2 threads; cached vs uncached generate."""
+    from llm_dynamics_kit.hf import generation_speed
+    from llm_dynamics_kit.ssd.speed import decode_profile, decode_speed
+
+    d = prof.decode_d
+    seed_everything(0)
+    big = Transformer(ModelConfig(vocab_size=vocab_size, d_model=d, n_layers=prof.decode_layers, n_heads=max(1, d // 64),
+                                  max_seq_len=prof.decode_context + 1,
+                                  ffn=FFNConfig(kind="dense", hidden=4 * d, activation="relu", n_experts=16, top_k=4)))
+    rows, profile = [], []
+    for threads in (1, 2):
+        rows += decode_speed(big, (0.125, 0.25), context=prof.decode_context, repeats=prof.speed_repeats,
+                             threads=threads)
+        profile += decode_profile(big, (0.125, 0.25), context=prof.decode_context, threads=threads)
+    g = 256 if prof.speed_d >= 256 else prof.speed_d
+    seed_everything(0)
+    small = Transformer(ModelConfig(vocab_size=vocab_size, d_model=g, n_layers=4, n_heads=4,
+                                    max_seq_len=16 + prof.generate_tokens,
+                                    ffn=FFNConfig(kind="dense", hidden=4 * g, activation="relu", n_experts=16)))
+    moefy(small, n_experts=16, top_k=4, n_iter=5)
+    set_mode(small, "sparse")
+    generate = generation_speed(small, prof.generate_tokens, prompt_len=16, repeats=3)
+    torch.set_num_threads(1)
+    return {"decode": rows, "decode_profile": profile, "generate": generate}
+
+
+def _decode_summary(decode: dict) -> str:
+    """Cached batch-1 decode speed-ups against their targets, where a step's time goes, and the KV-cache gain."""
+    parts = []
+    for threads in (1, 2):
+        rows = [r for r in decode["decode"] if r["threads"] == threads and r["target"]]
+        if not rows:
+            continue
+        first = rows[0]
+        parts.append(f"cached batch-1 decode ({threads} thread{'s' if threads > 1 else ''}, d={first['d_model']}, "
+                     f"{first['n_layers']} layers, context {first['context']}, KV cache {first['cache_mb']:.1f} MiB): "
+                     + ", ".join(f"k/E={r['k_fraction']} {r['speedup']:.2f}× (target ≥ {r['target']}×: "
+                                 f"{'met' if r['target_met'] else 'not met'})" for r in rows))
+        for p in decode["decode_profile"]:
+            if p["threads"] == threads:
+                parts.append(f"  step profile {p['mode']}{'' if p['mode'] == 'dense' else ' k/E=' + str(p['k_fraction'])}"
+                             f" ({threads}t): FFN {p['ffn_ms']:.2f} ms, attention {p['attention_ms']:.2f}, head "
+                             f"{p['head_ms']:.2f}, overhead {p['overhead_ms']:.2f} of {p['total_ms']:.2f} ms")
+    gen = decode["generate"]
+    parts.append(f"KV cache: greedy HF generate of {gen['new_tokens']} tokens at {gen['cached_tokens_per_s']:.0f} "
+                 f"tokens/s cached vs {gen['uncached_tokens_per_s']:.0f} uncached ({gen['speedup']:.1f}×, target ≥ "
+                 f"{gen['target']}×: {'met' if gen['target_met'] else 'not met'}; same tokens: {gen['same_tokens']})")
+    return "; ".join(parts)
+
+
 def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
     """Train every arm for every seed (resumable per dataset/arm/seed), evaluate dense and as SMoE, time inference."""
     prof = PROFILES[profile]
@@ -304,9 +364,11 @@ def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
                 if stored["_posthoc"]:
                     rows.append({"dataset": dataset, "arm": POSTHOC, "seed": seed, **stored["_posthoc"]})
     speed = speed_benchmark(prof, vocab)
+    decode = decode_benchmark(prof, vocab)
     main = next(iter(datasets))
     figures = _figures(out, all_curves[main], rows, speed, main)
     summary, notes = _summarise(rows, speed, list(datasets), prof)
+    summary = summary.rstrip(".") + "; " + _decode_summary(decode) + "."
     speed_table = {f"{r['scope']}_{r['shape']}_{r['path']}_{r['k_fraction']}": round(r["speedup"], 3)
                    for r in speed}
     return BenchmarkResult(
@@ -316,7 +378,7 @@ def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
                        "val_loss_oracle_0.25", "flops_saved", "sparse_fraction", "wall_s"],
         config={"profile": profile, **{k: v for k, v in asdict(prof).items()}, "k_fractions": list(K_FRACTIONS)},
         summary=summary, datasets=[f"{d} (byte-level BPE, vocab {prof.vocab_size})" for d in datasets],
-        figures=figures, notes=notes, extra={"speed": speed, "speedups": speed_table},
+        figures=figures, notes=notes, extra={"speed": speed, "speedups": speed_table, **decode},
     )
 
 

@@ -256,7 +256,7 @@ class MoEfiedFFN(FFN):
 
 
 @register_ffn("moefied")
-def _build_moefied(config: ModelConfig) -> FFN:
+def build_moefied_ffn(config: ModelConfig) -> FFN:
     return MoEfiedFFN.from_config(config)
 
 

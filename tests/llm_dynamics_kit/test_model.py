@@ -87,3 +87,38 @@ def test_registered_ffn_kind_and_bad_inputs(tiny_model_config):
     tiny_model_config.ffn.kind = "dense"
     with pytest.raises(ConfigError, match="max_seq_len"):
         Transformer(tiny_model_config)(torch.zeros(1, 33, dtype=torch.long))
+
+
+def test_the_substrate_imports_no_ffn_plugin_and_finds_them_through_entry_points():
+    # issue 25: model.py used to import moe/layer.py and ssd/moefied.py (an import circle through train.py).
+    # In a fresh interpreter, building the model module and a dense model imports neither; a "moe" or
+    # "moefied" kind is then found through the paperkits.llm_ffn entry points (a saved MoE model loads).
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, llm_dynamics_kit.model as m\n"
+        "m.Transformer(m.ModelConfig(vocab_size=16, d_model=8, n_layers=1, n_heads=2, max_seq_len=8))\n"
+        "plugins = [n for n in sys.modules if n.startswith(('llm_dynamics_kit.moe', 'llm_dynamics_kit.ssd',"
+        " 'llm_dynamics_kit.train'))]\n"
+        "assert not plugins, plugins\n"
+        "for kind in ('moe', 'moefied'):\n"
+        "    f = m.FFNConfig(kind=kind, hidden=32, n_experts=4, activation='relu')\n"
+        "    m.Transformer(m.ModelConfig(vocab_size=16, d_model=8, n_layers=1, n_heads=2, max_seq_len=8, ffn=f))\n"
+        "assert 'llm_dynamics_kit.moe.layer' in sys.modules and 'llm_dynamics_kit.ssd.moefied' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=120)
+    # and no import of a paper package anywhere in the substrate's source, lazy ones included
+    import ast
+    from pathlib import Path
+
+    import llm_dynamics_kit
+
+    root = Path(llm_dynamics_kit.__file__).parent
+    for name in ("model.py", "hf.py", "data.py", "train.py"):
+        tree = ast.parse((root / name).read_text())
+        imported = [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module]
+        imported += [a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names]
+        papers = [m for m in imported if m.startswith(("llm_dynamics_kit.moe", "llm_dynamics_kit.ssd",
+                                                       "llm_dynamics_kit.hmoe", "llm_dynamics_kit.copying"))]
+        assert not papers, (name, papers)

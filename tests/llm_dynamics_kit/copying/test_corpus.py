@@ -51,3 +51,42 @@ def test_bad_inputs_raise_specific_errors():
         repeated_span_stream(np.array([], dtype=np.uint16), np.arange(10))
     with pytest.raises(DataError, match="pool"):
         repeated_span_stream(_text(), np.array([3]))
+
+
+def test_python_source_corpus_is_sorted_hashed_and_split_by_file(tmp_path):
+    from llm_dynamics_kit.data import python_source_documents, split_by_name
+
+    root = tmp_path / "site-packages"
+    for name in ("b/mod.py", "a/__init__.py", "a/z.py", "a/__pycache__/x.py", "c/readme.txt", "d/empty.py"):
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("" if "empty" in name else f"# {name}\ndef f():\n    return {len(name)}\n")
+    docs = python_source_documents([root])
+    assert [d.name for d in docs] == ["site-packages/a/__init__.py", "site-packages/a/z.py", "site-packages/b/mod.py"]
+    assert python_source_documents([root]) == docs  # deterministic
+    corpus = split_by_name(docs, 0.3, "pysrc")
+    names = {d.name for d in corpus.train} | {d.name for d in corpus.valid}
+    assert names == {d.name for d in docs} and not {d.name for d in corpus.train} & {d.name for d in corpus.valid}
+    before = corpus.fingerprint()
+    (root / "a/z.py").write_text("changed\n")
+    assert split_by_name(python_source_documents([root]), 0.3, "pysrc").fingerprint() != before  # content hash
+    with pytest.raises(DataError, match="no .py files"):
+        python_source_documents([tmp_path / "nothing"])
+
+
+def test_pysrc_corpus_is_loadable_by_name(monkeypatch, tmp_path):
+    from llm_dynamics_kit import data
+
+    root = tmp_path / "site-packages"
+    root.mkdir()
+    for i in range(4):
+        (root / f"m{i}.py").write_text(f"x = {i}\n" * 20)
+    monkeypatch.setattr(data, "python_source_documents", lambda roots=None: _docs(root))
+    corpus = data.load_corpus(data.DataConfig(corpus="pysrc", max_bytes=None))
+    assert corpus.name == "pysrc" and len(corpus.train) + len(corpus.valid) == 4
+
+
+def _docs(root):
+    from llm_dynamics_kit.data import Document
+
+    return [Document(f"site-packages/{p.name}", p.read_text()) for p in sorted(root.glob("*.py"))]

@@ -74,3 +74,21 @@ def test_non_finite_values_are_skipped():
     data["rows"][0]["val_loss_matched_flops"] = "nan"  # as stored in results JSON
     claim = next(c for c in evaluate(data)[0] if c["id"] == "hmoe-flops-stdlib")
     assert claim["n_seeds"] == 2
+
+
+def test_moe_layer_speed_claims_take_the_worst_targeted_shape_against_its_target():
+    def row(name, strategy, ratio, target, dispatch="auto"):
+        return {"name": name, "strategy": strategy, "dispatch": dispatch, "cost_ratio": ratio, "target": target,
+                "threads": 2, "repeats": 5}
+
+    data = payload(+1)
+    data["extra"] = {"throughput": {"moe_layer": [
+        row("homog-a", "homogeneous", 1.1, 1.2), row("homog-b", "homogeneous", 1.15, 1.2),
+        row("homog-a", "homogeneous", 2.0, 1.2, dispatch="loop"),  # the old path is reported, not scored
+        row("small", "homogeneous", 3.0, None), row("hetero", "arithmetic", 1.7, 1.5)]}}
+    claims, controls = evaluate(data)
+    check(claims, controls)
+    speed = {c["id"]: c for c in claims if c["id"].startswith("hmoe-speed")}
+    assert speed["hmoe-speed-homogeneous"]["ours"] == 1.15 and speed["hmoe-speed-homogeneous"]["baseline"] == 1.2
+    assert speed["hmoe-speed-homogeneous"]["verdict"] == "direction_only"  # one measurement: no interval
+    assert speed["hmoe-speed-heterogeneous"]["verdict"] == "not_reproduced"

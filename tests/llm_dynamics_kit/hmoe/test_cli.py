@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import yaml
 from click.testing import CliRunner
 
@@ -27,5 +28,21 @@ def test_config_train_and_analyze_an_hmoe_run(tiny_corpus_dir, tmp_path, isolate
     report = json.loads(analyzed.output.strip().splitlines()[-1])
     assert report["sizes"] == [[4, 4, 8, 8, 8, 8, 12, 12]]
     assert abs(sum(report["activation_fraction"][0]) - 2.0) < 1e-3
+    # routing per user label: one class per validation token (-1 = skip)
+    from llm_dynamics_kit.data import prepare_data
+    from llm_dynamics_kit.train import RunConfig
+    from shared.config import load_config
+
+    valid = prepare_data(load_config(RunConfig, out / "config.yaml").data).valid
+    labels = (np.asarray(valid) % 2).astype(np.int64)
+    np.save(tmp_path / "labels.npy", labels)
+    labelled = runner.invoke(root, ["llm", "hmoe", "analyze", str(out), "--batches", "2",
+                                    "--labels", str(tmp_path / "labels.npy")])
+    assert labelled.exit_code == 0, labelled.output
+    by_label = json.loads(labelled.output.strip().splitlines()[-1])["by_label"]
+    assert set(by_label) == {"0", "1"} and len(by_label["0"]["activated_hidden"]) == 1
+    np.save(tmp_path / "short.npy", labels[:3])
+    short = runner.invoke(root, ["llm", "hmoe", "analyze", str(out), "--labels", str(tmp_path / "short.npy")])
+    assert short.exit_code != 0 and "one entry per token" in short.output
     dense = runner.invoke(root, ["llm", "hmoe", "config", "nonsense"])
     assert dense.exit_code == 2 and "unknown HMoE arm" in dense.output

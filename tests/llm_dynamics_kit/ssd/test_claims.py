@@ -73,3 +73,21 @@ def test_no_speed_rows_no_speed_claim():
     data = payload()
     data["extra"] = {}
     assert "ssd-speedup" not in verdicts(data)
+
+
+def test_cached_decode_and_kv_cache_claims_score_against_their_targets():
+    data = payload()
+    decode = [{"threads": t, "k_fraction": f, "speedup": s, "target": tgt, "d_model": 1024, "n_layers": 4,
+               "vocab_size": 1024, "context": 128, "cache_mb": 4.0}
+              for t in (1, 2) for f, s, tgt in ((0.25, 1.6, 1.5), (0.125, 1.7, 1.8))]
+    profile = [{"threads": 1, "mode": m, "k_fraction": f, "total_ms": 10.0, "ffn_ms": 5.0, "attention_ms": 3.0,
+                "head_ms": 1.0, "overhead_ms": 1.0} for m, f in (("dense", 1.0), ("sparse", 0.25))]
+    generate = {"new_tokens": 256, "ffn_kind": "moefied", "d_model": 256, "n_layers": 4, "speedup": 2.0,
+                "target": 3.0, "cached_tokens_per_s": 200.0, "uncached_tokens_per_s": 100.0, "repeats": 3,
+                "same_tokens": True}
+    data["extra"].update(decode=decode, decode_profile=profile, generate=generate)
+    got = verdicts(data)
+    assert got["ssd-decode-0.25"] == "direction_only"  # above its target, one measurement
+    assert got["ssd-decode-0.125"] == "not_reproduced" and got["ssd-kv-cache"] == "not_reproduced"
+    claim = next(c for c in evaluate(data)[0] if c["id"] == "ssd-decode-0.25")
+    assert claim["baseline"] == 1.5 and "attention 3.00" in claim["why"] and "At 2 threads: 1.60×" in claim["why"]

@@ -16,7 +16,6 @@ dominates there).
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -25,6 +24,7 @@ import torch
 
 from llm_dynamics_kit.model import DenseFFN, FFNConfig, ModelConfig
 from llm_dynamics_kit.moe.layer import MoEFFN
+from llm_dynamics_kit.timing import interleaved
 
 
 @dataclass(frozen=True)
@@ -81,20 +81,6 @@ def build_pair(shape: LayerShape, seed: int = 0) -> tuple[MoEFFN, DenseFFN, floa
     width = moe.activated_hidden()
     dense = DenseFFN(shape.d_model, max(8, int(round(width / 8)) * 8))
     return moe, dense, width
-
-
-def interleaved(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 2) -> dict[str, list[float]]:
-    """Seconds per call of each function, timed in turn ``repeats`` times after ``warmup`` calls each."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return times
 
 
 def layer_speed(shapes: Sequence[LayerShape] = SHAPES, repeats: int = 10, threads: int = 2,

@@ -26,19 +26,7 @@ import torch.nn.functional as F
 from llm_dynamics_kit.model import KVCache, Transformer
 from llm_dynamics_kit.ssd.moefied import MoEfiedFFN, moefy, set_mode
 from llm_dynamics_kit.ssd.sparse_infer import sparse_ffn
-
-
-def _interleaved(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 2) -> dict[str, list[float]]:
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return times
+from llm_dynamics_kit.timing import interleaved
 
 
 def _summary(times: dict[str, list[float]], tokens: int, baseline: str = "dense") -> dict[str, dict[str, float]]:
@@ -74,7 +62,7 @@ def ffn_speed(d_model: int = 512, hidden: int | None = None, n_experts: int = 16
                     continue
                 fns[f"{path}@{frac}"] = (lambda x=x, e=experts, p=path:
                                          sparse_ffn(x, blocks_in, blocks_out, e, F.relu, p))
-        summary = _summary(_interleaved(fns, repeats), n_tokens)
+        summary = _summary(interleaved(fns, repeats), n_tokens)
         for name, values in summary.items():
             path, _, frac = name.partition("@")
             rows.append({"scope": "ffn", "shape": shape, "d_model": d_model, "hidden": hidden, "n_experts": n_experts,
@@ -105,7 +93,7 @@ def model_speed(model: Transformer, fractions: Sequence[float] = (0.125, 0.25, 0
         for frac in fractions:
             k = max(1, round(frac * n_experts))
             fns[f"auto@{frac}"] = lambda k=k: run("sparse", k)
-        summary = _summary(_interleaved(fns, repeats), length)
+        summary = _summary(interleaved(fns, repeats), length)
         for name, values in summary.items():
             path, _, frac = name.partition("@")
             rows.append({"scope": "model", "shape": shape, "d_model": model.config.d_model,
@@ -157,7 +145,7 @@ def decode_speed(model: Transformer, fractions: Sequence[float] = (0.125, 0.25),
     fns: dict[str, Callable[[], Any]] = {"dense": lambda: run("dense")}
     for frac in fractions:
         fns[f"sparse@{frac}"] = lambda k=max(1, round(frac * n_experts)): run("sparse", k)
-    summary = _summary(_interleaved(fns, repeats), 1)
+    summary = _summary(interleaved(fns, repeats), 1)
     rows = []
     for name, values in summary.items():
         path, _, frac = name.partition("@")

@@ -144,38 +144,69 @@ class KVCache:
     The interface is the one ``transformers`` caches have (``update(k, v, layer_idx) -> (keys, values)``,
     ``get_seq_length()``, ``reset()``), so attention takes either this or an HF ``DynamicCache``.
     Size: 2 · n_layers · B · T · d_model values (keys and values of every layer).
+
+    Storage is preallocated per layer and grows by doubling, so a decode step writes its one new position in
+    place instead of copying the whole cache (``torch.cat`` per step was a quarter of a d=1024 batch-1 decode
+    step, issue 25); ``update`` returns views of the filled part. A view returned earlier stays valid until the
+    cache is cropped below it and written again (``crop`` then ``update`` reuses those positions).
     """
 
-    def __init__(self) -> None:
-        self.keys: list[torch.Tensor] = []
-        self.values: list[torch.Tensor] = []
+    def __init__(self, min_capacity: int = 64) -> None:
+        self.min_capacity = min_capacity
+        self._k: list[torch.Tensor] = []
+        self._v: list[torch.Tensor] = []
+        self._len: list[int] = []
 
     def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args: Any,
                **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """Append this step's keys/values of ``layer_idx``; returns every cached key/value of that layer."""
-        if layer_idx == len(self.keys):
-            self.keys.append(key)
-            self.values.append(value)
-        else:
-            self.keys[layer_idx] = torch.cat([self.keys[layer_idx], key], dim=-2)
-            self.values[layer_idx] = torch.cat([self.values[layer_idx], value], dim=-2)
-        return self.keys[layer_idx], self.values[layer_idx]
+        t = key.shape[-2]
+        if layer_idx == len(self._k):
+            cap = max(self.min_capacity, t)
+            self._k.append(key.new_empty(*key.shape[:-2], cap, key.shape[-1]))
+            self._v.append(value.new_empty(*value.shape[:-2], cap, value.shape[-1]))
+            self._len.append(0)
+        n, cap = self._len[layer_idx], self._k[layer_idx].shape[-2]
+        if n + t > cap:  # grow (doubling): amortised O(1) copies per token
+            cap = max(2 * cap, n + t)
+            for store in (self._k, self._v):
+                old = store[layer_idx]
+                grown = old.new_empty(*old.shape[:-2], cap, old.shape[-1])
+                grown[..., :n, :] = old[..., :n, :]
+                store[layer_idx] = grown
+        self._k[layer_idx][..., n:n + t, :] = key
+        self._v[layer_idx][..., n:n + t, :] = value
+        self._len[layer_idx] = n + t
+        return self._k[layer_idx][..., :n + t, :], self._v[layer_idx][..., :n + t, :]
+
+    @property
+    def keys(self) -> list[torch.Tensor]:
+        """The cached keys of every layer, (B, H, T, D) views."""
+        return [k[..., :n, :] for k, n in zip(self._k, self._len)]
+
+    @property
+    def values(self) -> list[torch.Tensor]:
+        """The cached values of every layer, (B, H, T, D) views."""
+        return [v[..., :n, :] for v, n in zip(self._v, self._len)]
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
         """Tokens cached so far."""
-        return self.keys[layer_idx].shape[-2] if layer_idx < len(self.keys) else 0
+        return self._len[layer_idx] if layer_idx < len(self._len) else 0
 
     def reset(self) -> None:
-        self.keys, self.values = [], []
+        self._k, self._v, self._len = [], [], []
 
     def crop(self, length: int) -> None:
         """Keep the first ``length`` cached tokens (e.g. to time the same decode step again)."""
-        self.keys = [k[..., :length, :] for k in self.keys]
-        self.values = [v[..., :length, :] for v in self.values]
+        self._len = [min(n, length) for n in self._len]
 
     def nbytes(self) -> int:
-        """Memory the cache holds."""
+        """Memory the cached keys and values take (the filled part; :meth:`capacity_nbytes` for the storage)."""
         return sum(t.numel() * t.element_size() for t in self.keys + self.values)
+
+    def capacity_nbytes(self) -> int:
+        """Memory the preallocated storage holds (at most twice the filled part once past ``min_capacity``)."""
+        return sum(t.numel() * t.element_size() for t in self._k + self._v)
 
 
 def _attention_mask(t: int, past: int, device: torch.device) -> torch.Tensor | None:

@@ -74,3 +74,27 @@ def test_kv_cached_generate_gives_the_tokens_of_the_uncached_path_for_every_ffn_
                  model(ids[:, 15:16], cache=cache).logits, model(ids[:, 16:], cache=cache).logits]
         assert torch.allclose(torch.cat(parts, dim=1), model(ids).logits, atol=1e-5), name
         assert cache.get_seq_length() == 20 and cache.nbytes() == 2 * 2 * 2 * 20 * 32 * 4
+
+
+def test_kv_cache_writes_in_place_and_grows_without_changing_the_logits():
+    # issue 25: the cache was re-concatenated every step (a copy of every cached key/value per token, a quarter of a
+    # d=1024 decode step). Now a step writes its position into preallocated storage (the same buffer while it
+    # fits), grows by doubling, and prefill + decode across several growths equal one full forward.
+    from llm_dynamics_kit.model import KVCache
+
+    torch.manual_seed(0)
+    config = next(iter(_kinds()))[1]
+    model = Transformer(config).eval()
+    ids = torch.randint(0, 64, (2, 20))
+    cache = KVCache(min_capacity=2)
+    with torch.no_grad():
+        logits = [model(ids[:, :3], cache=cache).logits]
+        logits += [model(ids[:, i:i + 1], cache=cache).logits for i in range(3, 20)]
+        assert torch.allclose(torch.cat(logits, dim=1), model(ids).logits, atol=1e-5)
+        assert cache.get_seq_length() == 20 and cache.nbytes() == 2 * 2 * 2 * 20 * 32 * 4
+        assert cache.capacity_nbytes() <= 2 * cache.nbytes()
+        buffer = cache._k[0].data_ptr()
+        cache.crop(12)
+        model(ids[:, 12:13], cache=cache)
+        assert cache.get_seq_length() == 13 and cache._k[0].data_ptr() == buffer  # written in place, no copy
+        assert torch.equal(cache.keys[0][..., :12, :], cache._k[0][..., :12, :])

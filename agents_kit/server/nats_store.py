@@ -524,18 +524,8 @@ class NatsStore(Store):
             if self._closed or self._nats_closed:
                 raise ProtocolError("unavailable", "the server is shutting down; send again after it restarts",
                                     message.msg_id)
-            entry = self._pending.get(key)
-            if entry is None:
-                row = self._reader().execute("SELECT gseq, body FROM messages WHERE sender=? AND msg_id=?",
-                                             key).fetchone()
-                if row is not None:
-                    entry = Appended(AgentMessage.model_validate_json(row[1]), row[1], row[0], members,
-                                     self._committed_cv, stored=True)
+            entry = self._known_duplicate(message, members)
             if entry is not None:
-                if _content(entry.message) != _content(message):
-                    raise ProtocolError("msg_id_reused", f"msg_id {message.msg_id!r} was already used by "
-                                        f"{message.sender!r} for a different message; resend the same message to "
-                                        "retry, or give a new message a new msg_id", message.msg_id)
                 return entry, True
             # seq 0 in the stream: every replica assigns the chat seq in stream order
             stored = message.model_copy(update={"seq": 0, "server_ts": time.time()})

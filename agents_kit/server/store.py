@@ -305,6 +305,23 @@ class Store:
                 cache[comm_id] = members
         return members
 
+    def _known_duplicate(self, message: AgentMessage, members: tuple[str, ...]) -> Appended | None:
+        """The entry already pending or stored under ``message``'s (sender, msg_id), or None; a different content
+        under the same id raises ``msg_id_reused``. Callers hold ``_prep_lock`` (both backends share this rule)."""
+        key = (message.sender, message.msg_id)
+        entry = self._pending.get(key)
+        if entry is None:
+            row = self._reader().execute("SELECT gseq, body FROM messages WHERE sender=? AND msg_id=?",
+                                         key).fetchone()
+            if row is not None:
+                entry = Appended(AgentMessage.model_validate_json(row[1]), row[1], row[0], members,
+                                 self._committed_cv, stored=True)
+        if entry is not None and _content(entry.message) != _content(message):
+            raise ProtocolError("msg_id_reused", f"msg_id {message.msg_id!r} was already used by "
+                                f"{message.sender!r} for a different message; resend the same message to "
+                                "retry, or give a new message a new msg_id", message.msg_id)
+        return entry
+
     def prepare(self, message: AgentMessage, members: tuple[str, ...] = ()) -> tuple[Appended, bool]:
         """Queue ``message`` for the next group commit, or find it already queued or stored.
 
@@ -319,18 +336,8 @@ class Store:
             if self._closed:
                 raise ProtocolError("unavailable", "the server is shutting down; send again after it restarts",
                                     message.msg_id)
-            entry = self._pending.get(key)
-            if entry is None:
-                row = self._reader().execute("SELECT gseq, body FROM messages WHERE sender=? AND msg_id=?",
-                                             key).fetchone()
-                if row is not None:
-                    entry = Appended(AgentMessage.model_validate_json(row[1]), row[1], row[0], members,
-                                     self._committed_cv, stored=True)
+            entry = self._known_duplicate(message, members)
             if entry is not None:
-                if _content(entry.message) != _content(message):
-                    raise ProtocolError("msg_id_reused", f"msg_id {message.msg_id!r} was already used by "
-                                        f"{message.sender!r} for a different message; resend the same message to "
-                                        "retry, or give a new message a new msg_id", message.msg_id)
                 return entry, True
             seq = self._seqs.get(message.comm_id)
             if seq is None:

@@ -36,7 +36,7 @@ def build_features(root: Path, modalities: tuple[str, ...]) -> None:
               help="Folder that receives the converted dataset folder.")
 def convert_mmrec_command(src: Path, name: str, root: Path) -> None:
     """Convert an MMRec dataset (SRC/NAME.inter + *_feat.npy) into a DA-MRS/RecBole dataset folder."""
-    from recsys_kit.data.mmrec import convert_mmrec
+    from recsys_kit.damrs.mmrec import convert_mmrec
 
     click.echo(str(convert_mmrec(src, name, root)))
 

@@ -3,7 +3,7 @@
 Public API::
 
     from safety_kit.pip import PIPDetector, TinyVLMAdapter, HFInstructBlipAdapter, PGDAttack
-    from safety_kit.features.probe_attention import ProbeAttentionFeatures
+    from safety_kit.pip.probe_features import ProbeAttentionFeatures
 
 Modules: ``detector`` (the SVM head), ``adapters`` (feature extractors for the tiny VLM and Hugging Face
 BLIP-2 / InstructBLIP / LLaVA), ``attacks`` (PGD-L∞, CW-L2, vision-feature, noise control, 8-bit quantisation),

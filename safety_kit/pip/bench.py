@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from safety_kit.features.probe_attention import ProbeAttentionFeatures
 from safety_kit.pip import scenes as sc
 from safety_kit.pip.adapters import TinyVLMAdapter
 from safety_kit.pip.claims import evaluate
@@ -36,6 +35,7 @@ from safety_kit.pip.experiment import (
     pixel_features,
     visual_embedding_features,
 )
+from safety_kit.pip.probe_features import ProbeAttentionFeatures
 from safety_kit.pip.tiny_vlm import TinyVLMConfig, pretrained_tiny_vlm
 from shared.benchmarks import Benchmark, partial_rows
 from shared.config import to_dict

@@ -1,7 +1,7 @@
 """``PIPDetector``: one SVM per probe question on probe-attention features, k-of-n voting (brief §2.3).
 
 A scikit-learn classifier: ``fit(X, y)`` with X of shape ``(N, n_probes · d)`` (the probes' flattened
-features side by side, as :class:`safety_kit.features.probe_attention.ProbeAttentionFeatures` produces) or
+features side by side, as :class:`safety_kit.pip.probe_features.ProbeAttentionFeatures` produces) or
 ``(N, n_probes, ...)``; ``y`` holds two classes, the larger one (e.g. 1) meaning "adversarial".
 """
 

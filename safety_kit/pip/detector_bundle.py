@@ -18,13 +18,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from safety_kit.features.probe_attention import ProbeAttentionFeatures
 from safety_kit.pip import scenes as sc
 from safety_kit.pip.adapters import HFBlip2Adapter, HFInstructBlipAdapter, HFLlavaAdapter, TinyVLMAdapter
 from safety_kit.pip.attacks import quantize_8bit
 from safety_kit.pip.detector import PIPDetector, detection_metrics
 from safety_kit.pip.experiment import TaskSet, attack_set, greedy_answers, make_task_set
 from safety_kit.pip.images import list_images, load_image, save_png
+from safety_kit.pip.probe_features import ProbeAttentionFeatures
 from safety_kit.pip.tiny_vlm import TinyVLMConfig, load_tiny_vlm, pretrained_tiny_vlm, save_tiny_vlm
 from shared.errors import ConfigError, DataError
 from shared.results import atomic_write_text

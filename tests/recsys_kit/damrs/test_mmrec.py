@@ -4,7 +4,7 @@ import pytest
 
 from recsys_kit.damrs.data import read_manifest, read_split
 from recsys_kit.damrs.features import align_to_catalogue, load_modality
-from recsys_kit.data.mmrec import convert_mmrec
+from recsys_kit.damrs.mmrec import convert_mmrec
 from shared.errors import DataError
 
 

@@ -1,4 +1,4 @@
-"""safety_kit.features.probe_attention.ProbeAttentionFeatures: layout, quantisation, Pipeline with PIPDetector."""
+"""safety_kit.pip.probe_features.ProbeAttentionFeatures: layout, quantisation, Pipeline with PIPDetector."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from sklearn.base import clone
 from sklearn.pipeline import make_pipeline
 
-from safety_kit.features.probe_attention import ProbeAttentionFeatures
+from safety_kit.pip.probe_features import ProbeAttentionFeatures
 from safety_kit.pip import scenes as sc
 from safety_kit.pip.attacks import quantize_8bit
 from safety_kit.pip.detector import PIPDetector

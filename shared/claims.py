@@ -210,6 +210,18 @@ def gain_vanishes(comparison: dict[str, Any]) -> bool:
     return comparison["diff_ci95"] is not None and comparison["verdict"] != "reproduced"
 
 
+def non_inferior(comparison: Mapping[str, Any], margin: float) -> bool:
+    """"Matches or beats": the worse end of the difference's 95% CI is within ``margin`` of the baseline.
+
+    ``margin`` is in the metric's units, fixed before the run (a CI that merely reaches 0 passes any wide
+    interval, so "not significantly worse" is not "as good"). Without an interval nothing is shown: False.
+    """
+    ci = comparison["diff_ci95"]
+    if ci is None:
+        return False
+    return ci[0] >= -margin if comparison["higher_is_better"] else ci[1] <= margin
+
+
 def per_seed(rows: Sequence[Mapping[str, Any]], metric: str, **match: Any) -> dict[int, float]:
     """``{seed: value}`` of ``metric`` over the rows whose keys equal ``match`` (e.g. ``arm="ssd"``)."""
     out: dict[int, float] = {}

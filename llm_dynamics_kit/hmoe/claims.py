@@ -40,8 +40,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from llm_dynamics_kit.speed_claims import kv_cache_claim
-from shared.claims import compare, control, paired, per_seed
+from shared.claims import compare, control, non_inferior, paired, per_seed
 
+# the positive control's "match": HMoE's hard-position loss at most 5% above the homogeneous MoE's (upper CI end)
+POS_LOSS_MARGIN = 0.05
 LABELS = {"moe_topk_lb": "MoE Top-K + LB", "moe_topp_lb_ent": "MoE Top-P + LB + entropy",
           "hmoe_topk_pp": "HMoE Top-K + P-Penalty", "hmoe_topk_none": "HMoE Top-K, no aux loss",
           "hmoe_topk_lb": "HMoE Top-K + LB", "hmoe_topp_pp_ent": "HMoE Top-P + P-Penalty + entropy",
@@ -231,11 +233,6 @@ def _speed_claims(data: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _ci_reaches(comparison: dict[str, Any], value: float = 0.0) -> bool:
-    ci = comparison["diff_ci95"]
-    return ci is not None and ci[0] <= value
-
-
 def planted_controls(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The positive and negative controls from the planted-language rows (``hmoe.controls.run_controls``)."""
     out = []
@@ -247,10 +244,13 @@ def planted_controls(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         fa, fb, _ = paired(pos, "train_flops", ours={"arm": "hmoe_topk_pp"}, baseline={"arm": "moe_topk_lb"})
         loss = compare("hmoe-pos-loss", "", "", "hard loss", a, b, higher_is_better=False) if a else None
         routed = gap["verdict"] == "reproduced"
-        matched = loss is not None and _ci_reaches(loss) and bool(fa) and _mean(fa) <= _mean(fb)
+        # "match": non-inferior within POS_LOSS_MARGIN of the baseline's hard loss (a CI that only reaches 0
+        # passed any wide interval — the rule before 2026-12-02, set before the full profile ran)
+        margin = POS_LOSS_MARGIN * _mean(b) if b else 0.0
+        matched = loss is not None and non_inferior(loss, margin) and bool(fa) and _mean(fa) <= _mean(fb)
         observed = (f"HMoE+PP gate-weighted width hard − easy {gap['ours']:+.1f} hidden units, 95% CI "
                     f"{_ci(gap)}; hard-position loss {_mean(a):.3f} vs {_mean(b):.3f} for MoE+LB "
-                    f"(difference CI {_ci(loss) if loss else 'n/a'}) at {_mean(fa) / max(_mean(fb), 1e-9):.3f}× "
+                    f"(difference CI {_ci(loss) if loss else 'n/a'}, margin +{margin:.3f}) at {_mean(fa) / max(_mean(fb), 1e-9):.3f}× "
                     f"its training FLOPs; easy-position loss {_mean(per_seed(pos, 'loss_easy', arm='hmoe_topk_pp')):.3f}"
                     f" vs {_mean(per_seed(pos, 'loss_easy', arm='moe_topk_lb')):.3f} ({len(gaps)} seeds).")
         out.append(control(
@@ -258,7 +258,8 @@ def planted_controls(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "planted language: hard positions output a random function of a token pair (needs FFN capacity), "
             "easy positions a +1 bigram (needs none); HMoE Top-K + P-Penalty vs homogeneous MoE + LB, same seeds",
             "hard positions get wider experts than easy ones (width-gap CI > 0) and HMoE's hard-position loss is "
-            "not worse than the homogeneous MoE's (difference CI reaches <= 0) at no more training FLOPs",
+            f"within {POS_LOSS_MARGIN:.0%} of the homogeneous MoE's (upper end of the difference CI <= "
+            f"{POS_LOSS_MARGIN:.0%} of its hard loss) at no more training FLOPs",
             observed, routed and matched, width_gap=gap["ours"], width_gap_ci95=gap["diff_ci95"],
             loss_hard=_mean(a) if a else None, loss_hard_baseline=_mean(b) if b else None))
     neg = [r for r in rows if r.get("control") == "negative"]

@@ -117,6 +117,16 @@ def test_negative_control_rule():
     assert not claims.gain_vanishes(verdict([0.50], [0.51]))  # one seed, no CI: an underpowered control fails
 
 
+def test_non_inferiority_needs_the_whole_interval_within_the_margin():
+    close = verdict([0.500, 0.498, 0.501], [0.502, 0.501, 0.503])  # slightly worse, tight CI
+    assert claims.non_inferior(close, margin=0.02) and not claims.non_inferior(close, margin=0.001)
+    wide = verdict([0.50, 0.30, 0.62], [0.50, 0.49, 0.51])  # not significantly worse, but could be much worse
+    assert wide["diff_ci95"][0] < 0 < wide["diff_ci95"][1] and not claims.non_inferior(wide, margin=0.02)
+    lower = claims.compare("l", "", "", "loss", [1.00, 1.01, 1.00], [1.00, 1.00, 1.00], higher_is_better=False)
+    assert claims.non_inferior(lower, margin=0.05) and not claims.non_inferior(lower, margin=0.0)
+    assert not claims.non_inferior(verdict([0.50], [0.50]), margin=1.0)  # no CI: nothing shown
+
+
 def test_paired_rows_align_by_seed():
     rows = [{"arm": "a", "seed": 1, "m": 2.0}, {"arm": "a", "seed": 0, "m": 1.0}, {"arm": "b", "seed": 0, "m": 0.5},
             {"arm": "b", "seed": 1, "m": "nan"}, {"arm": "b", "seed": 2, "m": 0.7}]

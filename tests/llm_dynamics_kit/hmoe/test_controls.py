@@ -10,7 +10,7 @@ from llm_dynamics_kit.hmoe.controls import ControlConfig, run_controls
 from llm_dynamics_kit.hmoe.presets import arm_config
 from llm_dynamics_kit.hmoe.synthetic import EASY, HARD, OTHER, PlantedLanguage
 from llm_dynamics_kit.model import ModelConfig, Transformer
-from shared.claims import check
+from shared.claims import check, compare, paired
 from shared.errors import ConfigError
 
 
@@ -70,11 +70,13 @@ def _rows(gaps, loss_h, loss_b, control="positive"):
 
 
 def test_control_rules():
-    good = planted_controls(_rows([10, 12, 9], [1.0, 1.1, 1.0], [1.1, 1.1, 1.2]))
+    good = planted_controls(_rows([10, 12, 9], [1.0, 1.05, 1.0], [1.1, 1.1, 1.1]))
     assert [c["id"] for c in good] == ["hmoe-pos"] and good[0]["passed"]
     check([], good)
     assert not planted_controls(_rows([10, -12, 9], [1.0, 1.1, 1.0], [1.1, 1.1, 1.2]))[0]["passed"]  # no routing
     assert not planted_controls(_rows([10, 12, 9], [1.5, 1.6, 1.5], [1.1, 1.1, 1.2]))[0]["passed"]  # worse loss
+    # not significantly worse, but the interval is wide: "match" is not shown (passed under the old rule)
+    assert not planted_controls(_rows([10, 12, 9], [1.0, 1.6, 0.9], [1.1, 1.1, 1.2]))[0]["passed"]
     neg = planted_controls([r for r in _rows([0.5, -0.4, 0.1], [1, 1, 1], [1, 1, 1], "negative")
                             if r["arm"] == "hmoe_topk_pp"])
     assert neg[0]["id"] == "hmoe-neg" and neg[0]["passed"]
@@ -84,10 +86,18 @@ def test_control_rules():
 
 
 def test_positive_control_small():
-    """HMoE + P-Penalty sends the hard (pair-lookup) positions to wider experts and is no worse than MoE."""
+    """HMoE + P-Penalty sends the hard (pair-lookup) positions to wider experts and is not significantly worse.
+
+    The scored control also needs non-inferiority within 5% (``POS_LOSS_MARGIN``): 3 seeds of 120 steps cannot
+    show that (hard-loss difference CI ≈ ±0.16 nats), so the suite checks the routing and "not significantly
+    worse" — either fails on a broken router, penalty or FFN sizes; the benchmark scores the full rule.
+    """
     rows = run_controls(ControlConfig(), [0, 1, 2], which=("positive",))
     (pos,) = planted_controls(rows)
-    assert pos["passed"], pos["observed"]
+    assert pos["width_gap_ci95"][0] > 0, pos["observed"]
+    ours, base, _ = paired(rows, "loss_hard", ours={"arm": "hmoe_topk_pp"}, baseline={"arm": "moe_topk_lb"})
+    loss = compare("pos-loss", "", "", "hard loss", ours, base, higher_is_better=False)
+    assert loss["diff_ci95"][0] <= 0, pos["observed"]  # HMoE − MoE hard loss: not significantly above 0
 
 
 def test_negative_control_small():

@@ -13,6 +13,9 @@ def injected_pair_scores(result: TrainResult, injected: pd.DataFrame) -> dict[st
     """Mean w⁺ on injected vs genuine training pairs, the AUC of −w⁺ and of −score for finding injected ones.
 
     A model without item views (the plain backbone) has no w⁺: only its own score is evaluated (``score_*``).
+    ``view_auc`` is the AUC of −cos(z_u, H̄_i), the user against the item's mean view: what the learned views
+    know about the pairs before the official weight formula (σ of the unnormalised user vector, the variance
+    penalty) turns it into w⁺.
     """
     from sklearn.metrics import roc_auc_score
 
@@ -40,4 +43,8 @@ def injected_pair_scores(result: TrainResult, injected: pd.DataFrame) -> dict[st
         out.update({"w_pos_injected": mean(weights[label]), "w_pos_genuine": mean(weights[~label])})
         if separable:
             out["w_pos_auc"] = float(roc_auc_score(label, -weights))
+            with torch.no_grad():
+                view_cos = torch.nn.functional.cosine_similarity(
+                    model._id_user(rep["user"][users]), rep["mean_view"][items], dim=1).cpu().numpy()
+            out["view_auc"] = float(roc_auc_score(label, -view_cos))
     return out

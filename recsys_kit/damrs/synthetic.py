@@ -13,22 +13,28 @@
 - ``features="random"``: Gaussian features, unrelated to the clusters (the negative control).
 - ``add_ratio``: random (user, item) pairs injected into training only (recorded, so the denoising weight
   can be scored on exactly those pairs).
+- ``truth.json`` records every user's and item's cluster, so :func:`planted_ceilings` can say how much any
+  model could reach on the folder: the Bayes ranker's test Recall@K, and how well injected pairs can be told
+  from genuine ones by the generator's truth, by the content features alone, or by the interactions alone.
+  A positive control only tests a method where the backbone is below these ceilings.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from recsys_kit.damrs.data import chronological_split, write_manifest, write_split
+from recsys_kit.damrs.data import chronological_split, read_manifest, read_split, write_manifest, write_split
 from recsys_kit.damrs.noise import add_interactions
-from recsys_kit.damrs.prepare import INJECTED_FILE
-from shared.errors import ConfigError
+from recsys_kit.damrs.prepare import INJECTED_FILE, read_injected
+from shared.errors import ConfigError, DataError
 from shared.results import atomic_write_text
 
 FEATURE_KINDS = ("true", "random")
+TRUTH_FILE = "truth.json"
 
 
 def _interactions(rng: np.random.Generator, n_users: int, n_items: int, n_clusters: int, per_user: int,
@@ -87,6 +93,9 @@ def planted_dataset(root: str | Path, name: str, *, n_users: int = 300, n_items:
         write_split(frame, root, name)
     tokens = [str(i + 1) for i in range(n_items)]
     atomic_write_text(folder / "tokens.txt", "\n".join(tokens) + "\n")
+    truth = {"n_clusters": n_clusters, "item_cluster": {t: i % n_clusters for i, t in enumerate(tokens)},
+             "user_cluster": {str(u + 1): u % n_clusters for u in range(n_users)}}  # as in _interactions
+    atomic_write_text(folder / TRUTH_FILE, json.dumps(truth) + "\n")
     entries = []
     for modality in ("text", "image"):
         if features == "true":
@@ -102,3 +111,86 @@ def planted_dataset(root: str | Path, name: str, *, n_users: int = 300, n_items:
         entries.append({"name": modality, "file": f"{modality}.npy", "tokens": "tokens.txt"})
     write_manifest(folder, entries)
     return folder
+
+
+def _auc(injected: np.ndarray, suspicion: np.ndarray) -> float:
+    """AUC of ``suspicion`` for ranking injected pairs above genuine ones (ties count half)."""
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(injected, suspicion))
+
+
+def planted_ceilings(folder: str | Path, k: int = 20) -> dict[str, float]:
+    """What any model could reach on a :func:`planted_dataset` folder (no training; seconds).
+
+    - ``oracle_recall@k``: expected test Recall@k of the Bayes ranker, which knows every cluster and ranks the
+      user's own-cluster items first (ties in random order), training and validation items masked as RecBole
+      masks them for the test split. A backbone at this value leaves no gain for any method to show.
+    With injected pairs, AUCs for ranking them above the genuine training pairs (the w⁺ control's measure):
+    - ``oracle_auc``: "the item is in the user's cluster" (the generator's truth; the upper bound).
+    - ``content_auc``: each modality's feature mapped to the nearest cluster centroid (centroids of the
+      folder's own features under the true clusters), the user's cluster read from the votes of their other
+      training items, score = share of the item's votes for it — about the best a content-only denoiser can do
+      (slightly optimistic: the centroids are fit on the same rows, so random features read ~0.52-0.57).
+    - ``feature_auc``: leave-one-out mean cosine of the item's features to the user's other training items,
+      averaged over modalities (a content estimator that uses nothing but the model's inputs).
+    - ``collab_auc``: leave-one-out item–item cosine on the training interactions, the pair itself removed
+      (the collaborative evidence alone).
+    """
+    folder = Path(folder)
+    if not (folder / TRUTH_FILE).is_file():
+        raise DataError(f"{folder / TRUTH_FILE} does not exist: ceilings need a folder written by planted_dataset "
+                        "(folders cached by an older version lack it; delete the folder to rebuild it)")
+    truth = json.loads((folder / TRUTH_FILE).read_text())
+    n_clusters = int(truth["n_clusters"])
+    item_tokens, user_tokens = list(truth["item_cluster"]), list(truth["user_cluster"])
+    item_index = {t: i for i, t in enumerate(item_tokens)}
+    user_index = {t: u for u, t in enumerate(user_tokens)}
+    item_cl = np.array([truth["item_cluster"][t] for t in item_tokens])
+    user_cl = np.array([truth["user_cluster"][t] for t in user_tokens])
+    n_users, n_items = len(user_tokens), len(item_tokens)
+    frame = read_split(folder)
+    idx = {split: (frame.loc[frame["split"] == split, "user_id"].map(user_index).to_numpy(),
+                   frame.loc[frame["split"] == split, "item_id"].map(item_index).to_numpy())
+           for split in ("train", "valid", "test")}
+    seen = np.zeros((n_users, n_items), dtype=bool)
+    for split in ("train", "valid"):
+        seen[idx[split]] = True
+    own = user_cl[:, None] == item_cl[None, :]
+    n_own = (own & ~seen).sum(1)
+    n_other = (~own & ~seen).sum(1)
+    tu, ti = idx["test"]
+    hit = np.where(own[tu, ti], np.minimum(1.0, k / np.maximum(n_own[tu], 1)),
+                   np.maximum(0, k - n_own[tu]) / np.maximum(n_other[tu], 1))
+    per_user = pd.Series(hit).groupby(tu).mean()
+    out = {f"oracle_recall@{k}": float(per_user.mean())}
+    if not (folder / INJECTED_FILE).is_file():
+        return out
+    u, i = idx["train"]
+    injected_keys = set(zip(*(read_injected(folder)[c].map(m).to_numpy()
+                              for c, m in (("user_id", user_index), ("item_id", item_index)))))
+    label = np.array([pair in injected_keys for pair in zip(u.tolist(), i.tolist())])
+    if label.all() or not label.any():
+        return out
+    out["oracle_auc"] = _auc(label, -(item_cl[i] == user_cl[u]).astype(float))
+    train = np.zeros((n_users, n_items))
+    train[u, i] = 1.0
+    n_u = train.sum(1)[u]
+    feats = []
+    for entry in read_manifest(folder):
+        x = np.load(entry["file"]).astype(np.float64)
+        feats.append(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12))
+    loo = [((train @ x)[u] * x[i]).sum(1) - 1.0 for x in feats]  # Σ_{j ∈ train(u), j ≠ i} cos(i, j)
+    out["feature_auc"] = _auc(label, -np.mean(loo, 0) / np.maximum(n_u - 1, 1))
+    votes = np.zeros((n_items, n_clusters))
+    for x in feats:
+        centroids = np.stack([x[item_cl == c].mean(0) for c in range(n_clusters)])
+        votes[np.arange(n_items), (x @ centroids.T).argmax(1)] += 1.0
+    user_votes = (train @ votes)[u] - votes[i]  # the user's other training items
+    out["content_auc"] = _auc(label, -(user_votes * votes[i]).sum(1) / np.maximum(user_votes.sum(1), 1.0))
+    co = train.T @ train  # co-user counts, pair (u, i) included
+    inv = 1.0 / np.sqrt(np.maximum(np.diag(co) - 1.0, 1.0))  # degrees without user u
+    np.fill_diagonal(co, 0.0)
+    raw = (train @ (co * inv[:, None] * inv[None, :]))[u, i]  # Σ_{j ∈ train(u)} C_ij / norm
+    out["collab_auc"] = _auc(label, -(raw - inv[i] * ((train @ inv)[u] - inv[i])))  # minus user u's own co-counts
+    return out

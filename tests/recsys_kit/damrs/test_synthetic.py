@@ -7,8 +7,8 @@ import pytest
 from recsys_kit.damrs.claims import evaluate
 from recsys_kit.damrs.controls import run_control_arm
 from recsys_kit.damrs.data import read_manifest, read_split
-from recsys_kit.damrs.synthetic import planted_dataset
-from shared.errors import ConfigError
+from recsys_kit.damrs.synthetic import TRUTH_FILE, planted_ceilings, planted_dataset
+from shared.errors import ConfigError, DataError
 
 
 def _cosine(x):
@@ -57,6 +57,42 @@ def test_random_features_carry_nothing_and_bad_settings_are_refused(tmp_path):
         planted_dataset(tmp_path, "y", train_per_user=1)
 
 
+def test_ceilings_say_what_any_model_could_reach(tmp_path):
+    """Bayes ranker's Recall@20 and the injected-pair AUC ceilings, checked against hand computations."""
+    folder = planted_dataset(tmp_path, "c", n_users=40, n_items=40, n_clusters=4, train_per_user=4, affinity=1.0,
+                             wrong_edge_share=0.0, add_ratio=0.25, feature_users=400, seed=0)
+    truth = json.loads((folder / TRUTH_FILE).read_text())
+    frame = read_split(folder)
+    injected = pd.read_csv(folder / "injected.tsv", sep="\t", dtype=str)
+    pairs = set(zip(injected["user_id"], injected["item_id"]))
+    genuine = [(u, i) for u, i in zip(frame["user_id"], frame["item_id"]) if (u, i) not in pairs]
+    # affinity 1: every genuine interaction is in the user's cluster (the truth file matches the generator)
+    assert all(truth["item_cluster"][i] == truth["user_cluster"][u] for u, i in genuine)
+    ceilings = planted_ceilings(folder)
+    # 10 items per cluster, < 20 of them unseen: the oracle's top 20 holds every own-cluster test item
+    assert ceilings["oracle_recall@20"] == pytest.approx(1.0)
+    in_cluster = np.mean([truth["item_cluster"][i] == truth["user_cluster"][u] for u, i in pairs])
+    assert ceilings["oracle_auc"] == pytest.approx(1 - in_cluster / 2)  # genuine all in-cluster; ties count half
+    assert ceilings["content_auc"] > ceilings["oracle_auc"] - 0.1  # clean true features recover the clusters
+    assert 0.0 <= ceilings["feature_auc"] <= 1.0 and 0.0 <= ceilings["collab_auc"] <= 1.0
+    clean = planted_dataset(tmp_path, "n", n_users=40, n_items=40, n_clusters=4, train_per_user=4, add_ratio=0.0,
+                            feature_users=400, seed=0)
+    assert set(planted_ceilings(clean)) == {"oracle_recall@20"}  # nothing injected: no AUC ceilings
+    (clean / TRUTH_FILE).unlink()
+    with pytest.raises(DataError, match="truth.json"):
+        planted_ceilings(clean)
+
+
+def test_wrong_feature_edges_lower_the_content_ceiling_not_the_oracle(tmp_path):
+    common = {"n_users": 200, "n_items": 200, "n_clusters": 10, "train_per_user": 5, "add_ratio": 0.2,
+              "feature_users": 500, "seed": 3}
+    clean = planted_ceilings(planted_dataset(tmp_path, "a", wrong_edge_share=0.0, **common))
+    noisy = planted_ceilings(planted_dataset(tmp_path, "b", wrong_edge_share=0.6, **common))
+    assert noisy["oracle_auc"] == pytest.approx(clean["oracle_auc"])  # same interactions, same truth
+    assert noisy["content_auc"] < clean["content_auc"] - 0.05
+    assert noisy["feature_auc"] < clean["feature_auc"] - 0.05
+
+
 SMALL = {"n_users": 150, "n_items": 400, "n_clusters": 8}
 
 
@@ -67,6 +103,10 @@ def test_small_positive_control_in_the_suite(tmp_path):
     base, ours = rows
     assert ours["test_recall@20"] > base["test_recall@20"] + 0.05, (ours["test_recall@20"], base["test_recall@20"])
     assert ours["w_pos_auc"] > 0.6 and "w_pos_auc" not in base and base["score_auc"] > 0
+    assert ours["view_auc"] > 0.6 and "view_auc" not in base  # what the learned views know, before the w⁺ formula
+    for row in rows:  # every control row says what any model could reach on its data
+        assert 0.0 < row["ceiling_oracle_recall@20"] <= 1.0
+        assert row["ceiling_oracle_auc"] >= row["ceiling_content_auc"] - 0.05
 
 
 def test_planted_controls_are_scored():
@@ -88,4 +128,27 @@ def test_planted_controls_are_scored():
     assert by_id["damrs-planted-negative-sparse"]["passed"]
     assert by_id["damrs-planted-selfloop-sparse"]["passed"]
     assert "mirrors the collaborative score" in by_id["damrs-planted-selfloop-sparse"]["observed"]
+    assert "Ceilings" not in by_id["damrs-planted-positive-sparse"]["observed"]  # rows without ceiling_* fields
     json.dumps(controls)
+
+
+def test_planted_controls_name_a_backbone_at_the_bayes_ceiling_and_a_selfloop_that_does_not_matter():
+    """Dense data where LightGCN already ranks like the oracle: the control says no arm can beat it."""
+    rows = []
+    for seed, jitter in zip((0, 1, 2), (0.004, -0.003, 0.0)):
+        common = {"density": "dense", "train_per_user": 20, "seed": seed, "ceiling_oracle_recall@20": 0.517 + jitter,
+                  "ceiling_content_auc": 0.80, "ceiling_collab_auc": 0.78, "ceiling_oracle_auc": 0.89}
+        rows += [{**common, "control": "positive", "dataset": "control-positive-dense", "method": m,
+                  "test_recall@20": v + jitter, **({"w_pos_auc": 0.85 + jitter} if m != "LightGCN" else {})}
+                 for m, v in (("LightGCN", 0.52), ("raw-graph", 0.505), ("DA-MRS", 0.51))]
+        rows += [{**common, "control": "selfloop", "dataset": "control-selfloop-dense", "method": m,
+                  "test_recall@20": 0.5, "w_pos_auc": v + jitter}
+                 for m, v in (("DA-MRS", 0.83), ("DA-MRS-noself", 0.79))]
+    _claims, controls = evaluate({"rows": rows, "profile": "default", "config": {}})
+    by_id = {c["id"]: c for c in controls}
+    positive = by_id["damrs-planted-positive-dense"]
+    assert not positive["passed"] and positive["backbone_at_ceiling"]
+    assert "LightGCN is at the ceiling" in positive["observed"] and "0.8 bar is at or above" in positive["observed"]
+    selfloop = by_id["damrs-planted-selfloop-dense"]
+    assert not selfloop["passed"] and "with and without the self-loop" in selfloop["observed"]
+    assert "AUC 0.780" in selfloop["observed"]

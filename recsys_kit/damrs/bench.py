@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from recsys_kit.damrs.claims import evaluate
-from recsys_kit.damrs.controls import control_dataset, control_plan, control_settings, run_control_arm
+from recsys_kit.damrs.controls import (
+    check_design,
+    control_dataset,
+    control_plan,
+    control_settings,
+    run_control_arm,
+)
 from recsys_kit.damrs.diagnostics import injected_pair_scores
 from recsys_kit.damrs.prepare import noisy_copy, prepare_ml100k_clean, read_injected
 from recsys_kit.damrs.train import DAMRSConfig, TrainConfig, train_damrs
@@ -160,14 +166,19 @@ def _run_controls(controls: dict[str, Any] | None, seeds: list[int], scratch: Pa
     if not controls:
         return []
     data_root, runs = scratch / "controls", scratch / "control-runs"
+    # the design preconditions on the content evidence, before any training (controls.py; raises if unmet)
+    check_design(data_root, controls["densities"], seeds)
     plan = [(c, d, m, s) for s in seeds for c, d, m in control_plan(controls["densities"])]
+
+    def key(c: str, d: str, m: str, s: int) -> dict[str, Any]:  # rows of other generator settings are not reused
+        folder = control_dataset(data_root, c, d, s)
+        return {"dataset": f"control-{c}-{d}", "method": m, "seed": s, "design": folder.name}
+
     todo = [("control", data_root, c, d, m, s, controls["epochs"], runs) for c, d, m, s in plan
-            if store.get(dataset=f"control-{c}-{d}", method=m, seed=s) is None]
-    for _tag, _root, c, d, _m, s, _e, _r in todo:
-        control_dataset(data_root, c, d, s)  # written once, before the workers read them
+            if store.get(**key(c, d, m, s)) is None]  # key() writes every dataset once, before the workers read them
     for job, row in run_jobs(_arm_job, todo, desc="damrs controls"):
-        store.add(row, dataset=f"control-{job[2]}-{job[3]}", method=job[4], seed=job[5])
-    return [store.get(dataset=f"control-{c}-{d}", method=m, seed=s) for c, d, m, s in plan]
+        store.add(row, **key(*job[2:6]))
+    return [store.get(**key(c, d, m, s)) for c, d, m, s in plan]
 
 
 def control_summary(rows: list[dict[str, Any]]) -> str:

@@ -220,8 +220,13 @@ def _planted_controls(data: Mapping[str, Any]) -> list[dict[str, Any]]:
             a, b, seeds = paired(sub, metric, ours={"method": ours}, baseline={"method": base})
             return compare("", "", "", metric, a, b) if seeds else None
 
-        per_user = next(r["train_per_user"] for r in rows if r["density"] == density)
-        where = f"{density} planted data (~{per_user} training interactions per user)"
+        first = next(r for r in rows if r["density"] == density)
+        noisy = next((r for r in rows if r["density"] == density and r["control"] != "negative"), first)
+        per_user = first["train_per_user"]
+        # generator settings as the rows carry them (rows written before they did: the first design's values)
+        wrong, added = first.get("wrong_edge_share", 0.4), noisy.get("add_ratio", 0.2)
+        where = (f"{density} planted data (~{per_user} genuine training interactions per user, affinity "
+                 f"{first.get('affinity', 0.8)})")
         vs_base, vs_raw = pair("positive", "DA-MRS", "LightGCN"), pair("positive", "DA-MRS", "raw-graph")
         auc = per_seed([r for r in rows if r["control"] == "positive" and r["density"] == density
                         and r["method"] == "DA-MRS"], "w_pos_auc")
@@ -233,8 +238,9 @@ def _planted_controls(data: Mapping[str, Any]) -> list[dict[str, Any]]:
             out.append(control(
                 f"damrs-planted-positive-{density}", "positive",
                 setting=f"{where}: two content modalities built from held-out users' interactions (true item "
-                        "similarity), 40% of each modality's items given another item's features (planted wrong "
-                        "feature edges), 20% random interactions injected into training; behaviour graph off",
+                        f"similarity), {wrong:.0%} of each modality's items given another item's features (planted "
+                        f"wrong feature edges), {added:.0%} random interactions injected into training; behaviour "
+                        "graph off",
                 expect="DA-MRS beats LightGCN and the raw multimodal graph without denoising on test Recall@20 "
                        "(paired 95% CIs above 0), and the AUC of −w⁺ for finding the injected pairs exceeds 0.8 "
                        "(CI above 0.8)",
@@ -262,8 +268,8 @@ def _planted_controls(data: Mapping[str, Any]) -> list[dict[str, Any]]:
             kept = compare("", "", "", "AUC", [with_self[s] for s in seeds], 0.5)
             out.append(control(
                 f"damrs-planted-selfloop-{density}", "negative",
-                setting=f"{where}: random content features + 20% injected interactions; DA-MRS with each item "
-                        "removed from its own neighbour lists (include_self=False; official: included)",
+                setting=f"{where}: random content features + {added:.0%} injected interactions; DA-MRS with each "
+                        "item removed from its own neighbour lists (include_self=False; official: included)",
                 expect="with random content and no self-loop, w⁺ carries no information: the AUC of −w⁺ is at "
                        "chance (95% CI of AUC − 0.5 includes 0)",
                 observed=f"AUC of −w⁺ {chance['ours']:.3f} without the self-loop (CI of AUC − 0.5 "

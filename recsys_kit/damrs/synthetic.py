@@ -17,6 +17,13 @@
   model could reach on the folder: the Bayes ranker's test Recall@K, and how well injected pairs can be told
   from genuine ones by the generator's truth, by the content features alone, or by the interactions alone.
   A positive control only tests a method where the backbone is below these ceilings.
+
+Designing a control from the ceilings (before training the method under test): every AUC ceiling is bounded by
+``oracle_auc`` ≈ (1 + affinity − 1/n_clusters)/2 (ties count half), because a genuine interaction drawn from a
+uniform item looks exactly like an injected one (0.88–0.89 at affinity 0.8: no content ceiling reaches 0.9);
+``wrong_edge_share`` lowers ``content_auc`` below it; the density and ``add_ratio`` set how far a backbone
+trained on the interactions stays below ``oracle_recall@k``. The benchmark's choices and their numbers are in
+:mod:`recsys_kit.damrs.controls`.
 """
 
 from __future__ import annotations

@@ -49,11 +49,12 @@ class InvariantMLPClassifier(TorchBinaryClassifier):
     """MLP on the fused features trained with ``objective``: ``erm``, ``groupdro`` (robust over environments,
     exponentiated-gradient weights with step ``dro_eta``), ``irm`` (IRMv1) or ``vrex`` (risk variance); the
     penalty weight ``penalty_weight`` applies after ``penalty_anneal_epochs`` (before it, weight 1 as in the
-    IRM/V-REx reference code)."""
+    IRM/V-REx reference code; from then on the loss is divided by it, and with ``reset_optimiser`` Adam restarts
+    there, as in DomainBed, so the smaller loss does not shrink the steps)."""
 
     def __init__(self, objective: str = "erm", feature_groups=None, group_dim: int = 256, fused_dim: int = 256,
                  hidden_dim: int = 128, dropout: float = 0.1, penalty_weight: float = 10.0,
-                 penalty_anneal_epochs: int = 2, dro_eta: float = 0.01, n_environments: int = 4,
+                 penalty_anneal_epochs: int = 2, reset_optimiser: bool = True, dro_eta: float = 0.01, n_environments: int = 4,
                  max_epochs: int = 30, batch_size: int = 128, learning_rate: float = 1e-3, weight_decay: float = 1e-4,
                  selection: str = "fixed", validation_fraction: float = 0.1, patience: int = 5,
                  validation_environment=None, random_state=None):
@@ -65,6 +66,7 @@ class InvariantMLPClassifier(TorchBinaryClassifier):
         self.dropout = dropout
         self.penalty_weight = penalty_weight
         self.penalty_anneal_epochs = penalty_anneal_epochs
+        self.reset_optimiser = reset_optimiser
         self.dro_eta = dro_eta
         self.n_environments = n_environments
         self.max_epochs = max_epochs
@@ -97,6 +99,11 @@ class InvariantMLPClassifier(TorchBinaryClassifier):
     def _first_stoppable_epoch(self) -> int:
         # IRM/V-REx run at weight 1 until the anneal ends: an earlier checkpoint is an ERM network in disguise
         return self.penalty_anneal_epochs if self.objective in ("irm", "vrex") else 0
+
+    def _optimiser_reset_epoch(self) -> int | None:
+        if self.objective in ("irm", "vrex") and self.penalty_weight > 1.0 and self.reset_optimiser:
+            return self.penalty_anneal_epochs
+        return None
 
     def _build(self, n_features: int, environments) -> None:
         self.n_environments_ = 1 if environments is None else int(environments.max()) + 1

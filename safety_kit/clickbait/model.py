@@ -46,7 +46,9 @@ class DebiasedClickbaitClassifier(TorchBinaryClassifier):
     Loss weights: ``beta_kl`` (KL to the factor priors, warmed up linearly over ``warmup_epochs``),
     ``lambda_rec`` (reconstruction of the standardised input features, or of h), ``lambda_aux`` (BCE of the
     invariant head — a reconstruction outside the brief's total loss: without it V-REx is met by a constant
-    head), ``lambda_grl`` (gradient-reversal strength of the noise adversary, brief's λ_grl), ``lambda_inv`` (V-REx or IRMv1 across environments), ``lambda_env`` (z_c predicts the
+    head), ``lambda_grl`` (gradient-reversal strength of the noise adversary, brief's λ_grl), ``lambda_inv`` (V-REx or IRMv1 across environments;
+    ``rescale_penalty=True`` divides the loss by it after the warm-up when it exceeds 1, as the IRM/V-REx reference
+    code and the baselines here do; off by default: the brief's total loss has no such division), ``lambda_env`` (z_c predicts the
     environment), ``lambda_noise`` (z_n is label-free: GRL adversary or HSIC), ``lambda_orth`` (cross-correlation
     between factors). Environment strategies: ``auto`` (default: the environments given to ``fit`` when there
     are some, else ``kmeans``), ``kmeans``, ``kmeans_within_class``, ``learned``, ``given``, ``eiil``; the one
@@ -63,7 +65,7 @@ class DebiasedClickbaitClassifier(TorchBinaryClassifier):
                  environment_strategy: str = "auto", environment_features: str = "fused",
                  env_temperature: float = 1.0, lambda_balance: float = 1.0, beta_kl: float = 1e-3,
                  lambda_rec: float = 1.0, reconstruct: str = "input", lambda_aux: float = 1.0, lambda_grl: float = 1.0,
-                 lambda_inv: float = 1.0, invariance_penalty: str = "vrex",
+                 lambda_inv: float = 1.0, invariance_penalty: str = "vrex", rescale_penalty: bool = False,
                  invariance_target: str = "invariant_head", lambda_env: float = 0.1, lambda_noise: float = 0.1,
                  noise_penalty: str = "grl", lambda_orth: float = 0.1, predict_from: str = "invariant+causal",
                  warmup_epochs: int = 2, max_epochs: int = 30, batch_size: int = 128, learning_rate: float = 1e-3,
@@ -86,6 +88,7 @@ class DebiasedClickbaitClassifier(TorchBinaryClassifier):
         self.lambda_aux = lambda_aux
         self.lambda_grl = lambda_grl
         self.lambda_inv = lambda_inv
+        self.rescale_penalty = rescale_penalty
         self.invariance_penalty = invariance_penalty
         self.invariance_target = invariance_target
         self.lambda_env = lambda_env
@@ -156,6 +159,10 @@ class DebiasedClickbaitClassifier(TorchBinaryClassifier):
     def _first_stoppable_epoch(self) -> int:
         return self.warmup_epochs
 
+    def _optimiser_reset_epoch(self) -> int | None:
+        # with the loss divided by λ_inv, Adam restarts when the penalty starts (DomainBed; see InvariantMLPClassifier)
+        return self.warmup_epochs if self.rescale_penalty and self.lambda_inv > 1.0 else None
+
     # ---- environments -----------------------------------------------------------------------------------
     def _env_representation(self, X: torch.Tensor) -> np.ndarray:
         feats = self.environment_features
@@ -184,6 +191,7 @@ class DebiasedClickbaitClassifier(TorchBinaryClassifier):
                     logits = self.network_(X, sample=False)["logit"].numpy()
                 self.network_.train()
                 self._current_env = eiil_environments(logits, y.numpy(), seed=seed)
+                self.train_environments_ = self._current_env
             return torch.from_numpy(one_hot(self._current_env, 2))
         Z = self._env_representation(X)
         if strategy == "kmeans":
@@ -259,7 +267,13 @@ class DebiasedClickbaitClassifier(TorchBinaryClassifier):
     def _batch_loss(self, xb, yb, envb, epoch):
         warm = epoch < self.warmup_epochs
         beta = self.beta_kl * min(1.0, (epoch + 1) / max(self.warmup_epochs, 1))
-        return self._terms(xb, yb, envb, warm, beta)
+        terms = self._terms(xb, yb, envb, warm, beta)
+        if self.rescale_penalty and not warm and self.lambda_inv > 1.0 and "inv" in terms:
+            # the IRM/V-REx reference code (and InvariantMLPClassifier) divide the whole loss by the penalty weight
+            # once the penalty applies; Adam restarts there (_optimiser_reset_epoch), else its second moment, still
+            # holding the warm-up's larger gradients, shrinks the steps ~λ-fold: an early stop ERM does not get
+            terms = {k: v / self.lambda_inv for k, v in terms.items()}
+        return terms
 
     def loss_terms(self, X, y, environments=None, warm: bool = False) -> dict[str, torch.Tensor]:
         """The weighted loss terms (with autograd graphs) of the fitted network on (X, y) — for inspection/tests.

@@ -152,6 +152,7 @@ class TorchBinaryClassifier(ClassifierMixin, BaseEstimator):
         seed = self._seed()
         rng = np.random.default_rng(seed)
         train_idx, val_idx = self._split(y, rng, selection_groups)
+        self.train_rows_ = train_idx  # the rows trained on, in training order (per-row diagnostics line up with it)
         self.selected_epoch_ = None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -162,8 +163,15 @@ class TorchBinaryClassifier(ClassifierMixin, BaseEstimator):
             env_tr = None if environments is None else environments[train_idx]
             best, best_score, waited, self.history_ = None, -math.inf, 0, []
             first = self._first_stoppable_epoch()
+            reset_at = self._optimiser_reset_epoch()
             for epoch in progress(range(self.max_epochs), desc=desc, unit="epoch"):
                 self.network_.train()
+                if epoch == reset_at and epoch > 0:
+                    # DomainBed resets Adam when the penalty starts and the loss is divided by its weight: Adam's second
+                    # moment still holds the larger warm-up gradients, so without a reset the steps shrink by ~the
+                    # weight and the network all but stops fitting (an early stop only the penalty arms get; issue 21:
+                    # ERM given the same stop matched the debiased model's OOD F1 on the planted control)
+                    optimiser = torch.optim.AdamW(params, lr=self.learning_rate, weight_decay=self.weight_decay)
                 env_epoch = self._epoch_environments(epoch, Xtr, ytr, env_tr, seed)
                 order = torch.from_numpy(rng.permutation(len(train_idx)))
                 totals: dict[str, float] = {}
@@ -211,6 +219,10 @@ class TorchBinaryClassifier(ClassifierMixin, BaseEstimator):
 
     def _first_stoppable_epoch(self) -> int:
         return 0
+
+    def _optimiser_reset_epoch(self) -> int | None:
+        """The epoch at which the loss is divided by the penalty weight (the optimiser restarts there), or None."""
+        return None
 
     def _epoch_environments(self, epoch, X, y, env, seed):
         return None if env is None else torch.from_numpy(env)

@@ -1,6 +1,6 @@
 import pytest
 
-from safety_kit.clickbait.bench import BENCHMARK
+from safety_kit.clickbait.bench import BENCHMARK, PROFILES, _make_model
 from shared.benchmarks import run_benchmark
 from shared.results import read_results
 
@@ -23,3 +23,14 @@ def test_quick_profile_writes_results(tmp_path, isolated_cache):
     assert [c["id"] for c in data["claims"]] == ["clickbait-ood-vs-erm-synthetic",
                                                  "clickbait-ood-vs-invariance-synthetic"]
     assert "debiased" in data["summary"] and (tmp_path / "safety" / "clickbait_synthetic_metrics.png").is_file()
+
+
+def test_every_penalty_arm_gets_the_same_weight_and_schedule():
+    """Issue 21: the invariance baselines ran at penalty 10 against the debiased model's 100, so "beats the
+    strongest invariance baseline" compared against a 10x weaker V-REx/IRM."""
+    cfg, groups = PROFILES["default"], [("a", 0, 2)]
+    debiased = _make_model("debiased", cfg, groups, 0)
+    for arm in ("irm", "vrex"):
+        baseline = _make_model(arm, cfg, groups, 0)
+        assert baseline.penalty_weight == debiased.lambda_inv
+        assert baseline.penalty_anneal_epochs == debiased.warmup_epochs

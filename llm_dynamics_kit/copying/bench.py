@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -46,8 +47,8 @@ from llm_dynamics_kit.copying.task import token_pool
 from llm_dynamics_kit.copying.track import CopyingTracker, log_grid, onsets
 from llm_dynamics_kit.data import DataConfig, benchmark_corpora, prepare_data
 from llm_dynamics_kit.model import FFNConfig, ModelConfig, Transformer
-from llm_dynamics_kit.train import TrainConfig, Trainer
-from shared.benchmarks import Benchmark, partial_rows
+from llm_dynamics_kit.train import Callback, TrainConfig, Trainer
+from shared.benchmarks import Benchmark, partial_rows, work_dir
 from shared.errors import ConfigError
 from shared.progress import progress
 from shared.results import BenchmarkResult, Figure
@@ -107,6 +108,9 @@ class Profile:
     log_grid: int = 0  # > 0: evaluate at about this many log-spaced steps (and step 0) instead of every eval_every
     controls: list[str] = field(default_factory=list)  # tracker controls (CONTROLS)
     control_steps: int = 0
+    # > 0: a run checkpoints every N steps under the benchmark's .work folder and an interrupted invocation resumes
+    # it mid-run (a full-profile run is hours on 2 cores; without this a stopped session lost the whole run)
+    checkpoint_every: int = 0
 
 
 PROFILES = {
@@ -124,7 +128,7 @@ PROFILES = {
                     warmup=200, samples=100, induction_sequences=32, corpus="pysrc", max_bytes=None,
                     tokenizer_bytes=20_000_000, log_grid=16, regulariser_batch=0.25,
                     arms=["vanilla", "batch_half", "batch_quarter", "attn_dropout", "weight_decay"],
-                    controls=list(CONTROLS), control_steps=3000),
+                    controls=list(CONTROLS), control_steps=3000, checkpoint_every=100),
 }
 
 
@@ -151,8 +155,21 @@ def condition_tokens(dataset: str, data) -> np.ndarray:
     return repeated_span_stream(data.train, probe_pool(data), SYNTHETIC_STREAM)  # stream seed ≠ the probes' seeds
 
 
-def _train_arm(dataset: str, arm: str, seed: int, data_cfg: DataConfig, prof: Profile) -> tuple[dict, list]:
-    """Train one (condition, arm, seed) with copy/induction tracking; runs in a worker process."""
+class _ResumePoint(Callback):
+    """Where this invocation started (step, tokens): after a mid-run resume, speed counts only its own part."""
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        self.step, self.tokens = trainer.step, trainer.tokens_seen
+
+
+def _train_arm(dataset: str, arm: str, seed: int, data_cfg: DataConfig, prof: Profile,
+               run_dir: Path | None = None) -> tuple[dict, list]:
+    """Train one (condition, arm, seed) with copy/induction tracking; runs in a worker process.
+
+    With ``run_dir`` (and ``prof.checkpoint_every``) it checkpoints there (weights, optimizer, RNG, the tracker's
+    records) and resumes from the latest checkpoint: the token stream's batches are a pure function of the step,
+    so a resumed run is the uninterrupted one.
+    """
     data = prepare_data(data_cfg)  # cached memmaps: cheap after the parent prepared them
     train_tokens = condition_tokens(dataset, data)
     synthetic = dataset == SYNTHETIC
@@ -173,10 +190,13 @@ def _train_arm(dataset: str, arm: str, seed: int, data_cfg: DataConfig, prof: Pr
                              icl_tokens=np.asarray(data.valid[:32 * (prof.seq_len + 1)]))
     train_cfg = TrainConfig(steps=steps, batch_size=batch, seq_len=prof.seq_len, lr=prof.lr,
                             warmup_steps=prof.warmup, weight_decay=weight_decay, eval_every=0,
-                            log_every=max(1, steps // 10), seed=seed, cpu_threads=1, device="cpu")
-    trainer = Trainer(model, train_tokens, data.valid, train_cfg, callbacks=[tracker])
+                            log_every=max(1, steps // 10), seed=seed, cpu_threads=1, device="cpu",
+                            checkpoint_every=prof.checkpoint_every if run_dir else 0, keep_checkpoints=1)
+    resume = _ResumePoint()
+    trainer = Trainer(model, train_tokens, data.valid, train_cfg, callbacks=[tracker, resume],
+                      out_dir=run_dir if prof.checkpoint_every else None)
     start = time.perf_counter()
-    trainer.fit()
+    trainer.fit(resume=True)
     seconds = time.perf_counter() - start
     val = trainer.evaluate(max_batches=4)["val_loss"]
     records = tracker.records
@@ -186,13 +206,14 @@ def _train_arm(dataset: str, arm: str, seed: int, data_cfg: DataConfig, prof: Pr
            "max_induction": float(max(np.max(r["induction"]) for r in records)),
            "final_prefix_matching_max": float(np.max(records[-1]["prefix_matching"])),
            "final_induction_loss": records[-1]["induction_loss"], "batch_size": batch, "steps": steps,
-           "one_token_ceiling": one_token_induction_ceiling(task), "train_seconds": seconds}
+           "one_token_ceiling": one_token_induction_ceiling(task), "train_seconds": seconds,
+           "resumed_from_step": resume.step}
     row["final_copy_gold_logprob"] = records[-1]["copy_gold_logprob"]
     row["final_icl_score"] = records[-1]["icl_score"]
     row["initial_copy_gold_logprob"] = records[0]["copy_gold_logprob"]  # equal across arms: same initial weights
     row["final_repeat_acc_min"] = records[-1].get("repeat_acc_min", math.nan)  # copying at other repeat lengths
     row["max_induction_min"] = float(max(np.max(r.get("induction_min", [[math.nan]])) for r in records))
-    row["tokens_per_s"] = records[-1]["tokens"] / seconds if seconds > 0 else math.nan
+    row["tokens_per_s"] = (records[-1]["tokens"] - resume.tokens) / seconds if seconds > 0 else math.nan
     return row, [{k: r.get(k) for k in KEEP} for r in records]
 
 
@@ -262,12 +283,19 @@ def _train_control(kind: str, seed: int, data_cfg: DataConfig, prof: Profile) ->
 
 
 def _job(args: tuple) -> tuple[tuple, dict, list]:
-    dataset, arm, seed, data_cfg, prof = args
-    if dataset in CONTROLS:
+    dataset, arm, seed, data_cfg, prof, run_dir = args
+    if dataset in CONTROLS:  # small, and fed by a batch iterator whose position a checkpoint does not hold
         row, records = _train_control(dataset, seed, data_cfg, prof)
     else:
-        row, records = _train_arm(dataset, arm, seed, data_cfg, prof)
+        row, records = _train_arm(dataset, arm, seed, data_cfg, prof, run_dir)
     return (dataset, arm, seed), row, records
+
+
+def _run_dir(runs: Path, profile: str, prof: Profile, dataset: str, arm: str, seed: int) -> Path:
+    """A run's checkpoint folder, named by everything that sets its training (a stale folder is never resumed)."""
+    batch = _arm_settings(arm, prof)[0] if dataset not in CONTROLS else CONTROL_MODEL["batch"]
+    steps = prof.synthetic_steps if dataset == SYNTHETIC else prof.steps
+    return runs / f"{profile}-{dataset}-{arm}-s{seed}-b{batch}-st{steps}-d{prof.d_model}x{prof.n_layers}"
 
 
 def _stat(rows: list[dict], key: str) -> tuple[float, float, int]:
@@ -460,8 +488,9 @@ def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
             return CONTROL_MODEL["batch"] * prof.control_steps / 32  # a far smaller model
         return _arm_settings(job[1], prof)[0] * (prof.synthetic_steps if job[0] == SYNTHETIC else prof.steps)
 
-    todo = [(dataset, arm, seed, cfg, prof) for dataset, cfg, arms in plan for arm in arms for seed in seeds
-            if not done(dataset, arm, seed)]
+    runs = work_dir(out.parent, KIT, NAME) / "runs"
+    todo = [(dataset, arm, seed, cfg, prof, _run_dir(runs, profile, prof, dataset, arm, seed))
+            for dataset, cfg, arms in plan for arm in arms for seed in seeds if not done(dataset, arm, seed)]
     # costliest first (4B arms, longer condition), so the two workers finish together
     todo.sort(key=lambda job: -cost(job))
     workers = max(1, min(prof.workers, len(todo) or 1, os.cpu_count() or 1))
@@ -473,6 +502,8 @@ def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
                                                                 desc="copying runs", unit="run"):
                 store.add({"dataset": dataset, "arm": arm, "seed": seed, **row, "_curves": records},
                           dataset=dataset, arm=arm, seed=seed)
+                # the row is stored: its checkpoints are no longer needed
+                shutil.rmtree(_run_dir(runs, profile, prof, dataset, arm, seed), ignore_errors=True)
     rows, curves = [], {}
     for dataset, _, arms in plan:
         for arm in arms:

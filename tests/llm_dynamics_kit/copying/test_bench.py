@@ -64,3 +64,35 @@ def test_full_profile_is_sized_for_2e7_tokens_on_the_python_sources():
     plan = _plan(prof)
     assert [name for name, _, _ in plan] == ["pysrc", *CONTROLS]
     assert plan[0][1].corpus == "pysrc" and plan[0][1].tokenizer_bytes == 20_000_000
+
+
+def test_an_interrupted_run_resumes_mid_run_from_its_checkpoint(tmp_path, isolated_cache, monkeypatch):
+    """A run stopped between checkpoints continues from the latest one and ends as the uninterrupted run."""
+    import dataclasses
+
+    from llm_dynamics_kit.copying import bench
+    from llm_dynamics_kit.copying.track import CopyingTracker
+
+    monkeypatch.delenv("PAPERKITS_DATA", raising=False)
+    prof = dataclasses.replace(bench.PROFILES["quick"], steps=20, eval_every=5, checkpoint_every=10)
+    (dataset, data_cfg, _), *_ = bench._plan(prof)
+    reference, ref_records = bench._train_arm(dataset, "vanilla", 0, data_cfg, prof)
+
+    original = CopyingTracker.on_step
+
+    def stop_at_15(self, trainer, metrics):
+        original(self, trainer, metrics)
+        if trainer.step == 15:
+            raise KeyboardInterrupt  # the session ends between the checkpoints at 10 and 20
+
+    run_dir = tmp_path / "run"
+    monkeypatch.setattr(CopyingTracker, "on_step", stop_at_15)
+    with pytest.raises(KeyboardInterrupt):
+        bench._train_arm(dataset, "vanilla", 0, data_cfg, prof, run_dir)
+    monkeypatch.setattr(CopyingTracker, "on_step", original)
+    row, records = bench._train_arm(dataset, "vanilla", 0, data_cfg, prof, run_dir)
+    assert row["resumed_from_step"] == 10 and reference["resumed_from_step"] == 0
+    assert [r["step"] for r in records] == [r["step"] for r in ref_records] == [0, 5, 10, 15, 20]
+    for key in ("train_loss", "copy_gold_logprob", "copy_token_acc"):
+        assert [r[key] for r in records] == pytest.approx([r[key] for r in ref_records], abs=1e-6), key
+    assert row["val_loss"] == pytest.approx(reference["val_loss"], abs=1e-6)

@@ -7,7 +7,9 @@ edge weights W. Pre-registered pass criterion (brief §10): Transition² v1 beat
 as the strongest simple baseline, SASRec+negatives) on full-ranking NDCG@10 in *both* domains; one claim per
 baseline and domain in :mod:`.claims`. Controls on planted data (:mod:`.planted`): ``planted-switch`` and
 ``planted-cross``, ``planted-partner`` (positive, with both ablations), ``planted-switch-shuffled`` and
-``planted-switch-flat`` (negative).
+``planted-switch-flat`` (negative); each planted dataset also gets the rule's ceilings (``oracle``: a Bayes filter
+that knows the rule and sees the whole input; ``oracle_posonly``: positives only), so an arm that misses a signal its
+inputs carry is told apart from a signal the inputs do not carry.
 """
 
 from __future__ import annotations
@@ -17,11 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from recsys_kit.transition2.claims import evaluate
 from recsys_kit.transition2.data import ML_GENRE_DOMAINS, BuildConfig
 from recsys_kit.transition2.evaluate import Evaluation, paired_test
-from recsys_kit.transition2.planted import PlantedConfig, planted_build_config, planted_source
+from recsys_kit.transition2.model import DEFAULTS_YAML
+from recsys_kit.transition2.planted import (
+    PlantedConfig,
+    oracle_evaluation,
+    planted_build_config,
+    planted_source,
+)
 from recsys_kit.transition2.train import TrainConfig, ensure_built, evaluate_popularity, prepare, train_arm
 from shared.benchmarks import Benchmark, partial_rows, work_dir
 from shared.parallel import run_jobs
@@ -36,7 +45,12 @@ ABLATIONS = {"t2_v1_uniform_w": ("t2_v1", {"edge_weighting": "uniform"}),
              "t2_v1_no_fb_mask": ("t2_v1", {"head_masks": ["all", "intra_dom", "cross_dom", "all"]})}
 ARM_LABELS = {"popularity": "Popularity", "sasrec_mixed": "SASRec-mixed", "sasrec_neg": "SASRec+negatives",
               "c2dsr_lite": "C2DSR-lite", "t2_v1": "Transition² v1", "t2_v2": "Transition² v2 (+CL)",
-              "t2_v1_uniform_w": "T² v1 w/o feedback weights", "t2_v1_no_fb_mask": "T² v1 w/o feedback masks"}
+              "t2_v1_uniform_w": "T² v1 w/o feedback weights", "t2_v1_no_fb_mask": "T² v1 w/o feedback masks",
+              "oracle": "Oracle (knows the rule)", "oracle_posonly": "Oracle on positives only (approx.)"}
+# Planted datasets also get the rule's ceilings (planted.oracle_evaluation, no training): "oracle" sees the whole
+# input (items, signs, domains), "oracle_posonly" only the positives, as SASRec-mixed and C2DSR-lite do. An arm far
+# below "oracle" has not learnt a signal that its inputs carry; "oracle_posonly" is what no feedback can explain.
+ORACLES = {"oracle": True, "oracle_posonly": False}
 # Every arm trains to early stopping on validation NDCG@10 (full in-domain ranking) with the same rule: at most
 # `epochs` epochs (brief §4: 100), stop after `patience` epochs without a new best (brief §4: 5-10), report the
 # best epoch's model. No shared epoch cap decides the comparison; budgets are cut by users, never by epochs.
@@ -78,12 +92,16 @@ def _datasets(profile: str) -> list[BuildConfig]:
     return sets
 
 
+def _planted_config(profile: str, name: str) -> PlantedConfig:
+    """The generator settings of control dataset ``name`` in ``profile``."""
+    return PlantedConfig(n_users=PROFILES[profile]["planted_users"], seq_len=20, **PLANTED[name])
+
+
 def _planted(profile: str, root: Path) -> list[BuildConfig]:
     """The control datasets: each planted source written under ``root`` and its build config."""
     out = []
-    for name, settings in PLANTED.items():
-        cfg = PlantedConfig(n_users=PROFILES[profile]["planted_users"], seq_len=20, **settings)
-        folder = planted_source(root / name, cfg)
+    for name in PLANTED:
+        folder = planted_source(root / name, _planted_config(profile, name))
         out.append(planted_build_config(folder, dataset=name))
     return out
 
@@ -123,8 +141,9 @@ def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
     if spec["ablations"]:
         main_arms.update(ABLATIONS)
     every_arm = {**main_arms, **ABLATIONS}
+    # the model's yaml defaults are part of the signature: rows trained under other defaults are never reused
     store = partial_rows(out.parent, KIT, NAME, profile=profile, spec=spec, lr=LEARNING_RATE, history_factor=2,
-                         planted=PLANTED)
+                         planted=PLANTED, model_defaults=yaml.safe_load(DEFAULTS_YAML.read_text()))
     rows: list[dict[str, Any]] = []
     data_dir = work_dir(out.parent, KIT, NAME) / "data"
     plan: list[tuple[str, int, str]] = []  # (dataset, seed, arm) in report order
@@ -149,6 +168,14 @@ def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
                 prepared = prepared or prepare(base)
                 store.add(_row(build.name, "popularity", seed, evaluate_popularity(prepared, seed=seed), {}), **key)
             plan.append((build.name, seed, "popularity"))
+            for oracle, see_feedback in (ORACLES.items() if build.name in PLANTED else ()):
+                key = dict(dataset=build.name, arm=oracle, seed=seed)
+                if store.get(**key) is None:
+                    prepared = prepared or prepare(base)
+                    ceiling = oracle_evaluation(prepared.test, prepared.dataset, _planted_config(profile, build.name),
+                                                see_feedback=see_feedback, seed=seed)
+                    store.add(_row(build.name, oracle, seed, ceiling, {}), **key)
+                plan.append((build.name, seed, oracle))
             for arm, (preset, overrides) in arms.items():
                 plan.append((build.name, seed, arm))
                 if store.get(dataset=build.name, arm=arm, seed=seed) is None:

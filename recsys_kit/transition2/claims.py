@@ -30,6 +30,9 @@ the paired per-seed difference over >= 3 seeds, else the bootstrap CI's half-wid
 - ``t2-pos-ablation-uniform-w`` / ``t2-pos-ablation-no-fb-mask`` (positive, per planted variant): T² v1 beats
   its ablation (uniform edge weights / no feedback masks) by > 2 SE on NDCG@10 pooled over domains ("each must
   lose part of the gain").
+
+Each positive control's observation also names the rule's ceilings (the bench's ``oracle`` / ``oracle_posonly``
+rows, :func:`.planted.oracle_evaluation`) beside T² v1 and SASRec+negatives: reporting only, no rule uses them.
 """
 
 from __future__ import annotations
@@ -133,6 +136,36 @@ def _describe(label: str, gap: dict[str, Any]) -> str:
     return f"{label} {gap['diff']:+.4f} ({gap['z']:.1f} SE)"
 
 
+CEILINGS = {"oracle": "a predictor that knows the rule and sees the whole input",
+            "oracle_posonly": "the same on positives only (approximate)"}
+
+
+def _ceilings(data: dict[str, Any], dataset: str) -> dict[str, dict[str, float]]:
+    """Mean per-domain NDCG@10 of the bench's oracle rows on ``dataset`` ({} when the run has none)."""
+    import numpy as np
+
+    out = {}
+    for arm in CEILINGS:
+        rows = [r for r in data["rows"] if r["dataset"] == dataset and r["arm"] == arm]
+        if rows:
+            out[arm] = {d: float(np.mean([r[f"{d}_{METRIC}"] for r in rows])) for d in ("A", "B")}
+    return out
+
+
+def _describe_ceilings(data: dict[str, Any], dataset: str, ceilings: dict[str, dict[str, float]]) -> str:
+    """' Ceilings: ...' with T² v1's and SASRec+negatives' own values beside them (reporting only, no rule)."""
+    if not ceilings:
+        return ""
+    arms = dict(ceilings)
+    for arm in (OURS, "sasrec_neg"):
+        rows = [r for r in data["rows"] if r["dataset"] == dataset and r["arm"] == arm]
+        if rows:
+            arms[arm] = {d: sum(r[f"{d}_{METRIC}"] for r in rows) / len(rows) for d in ("A", "B")}
+    labels = {**CEILINGS, OURS: "T² v1", "sasrec_neg": "SASRec+negatives"}
+    return " NDCG@10 A/B against the rule's ceilings: " + "; ".join(
+        f"{labels[arm]} {v['A']:.3f}/{v['B']:.3f}" for arm, v in arms.items()) + "."
+
+
 def controls(data: dict[str, Any]) -> list[dict[str, Any]]:
     """The planted positive/negative controls and the ablation checks (rules in the module docstring)."""
     present = {r["dataset"] for r in data["rows"]}
@@ -160,10 +193,12 @@ def controls(data: dict[str, Any]) -> list[dict[str, Any]]:
                                     "other domain's last two interactions (several steps, across domains)",
                    "planted-partner": "a negative on item i is followed by a positive on its fixed partner item "
                                       "in the other domain (item-level −→+ transitions)"}[dataset]
+        ceilings = _ceilings(data, dataset)
+        extra.update({f"{arm}_{d}": v for arm, by_domain in ceilings.items() for d, v in by_domain.items()})
         out.append(control(
             cid, "positive", f"{dataset}: {setting} (recsys_kit/transition2/planted.py)",
             f"T² v1 beats {', '.join(BASELINES[b] for b in required)} by > {SE_RULE:g} SE on NDCG@10 in both domains",
-            "T² v1 minus: " + "; ".join(parts) + ".", passed, **extra))
+            "T² v1 minus: " + "; ".join(parts) + "." + _describe_ceilings(data, dataset, ceilings), passed, **extra))
     for dataset, cid, setting in (
             ("planted-switch-shuffled", "t2-neg-shuffled", "planted-switch with the feedback labels permuted over "
              "rows (caveat: SASRec-mixed then also drops the originally positive items that got a negative label, "

@@ -193,6 +193,7 @@ class Transition2(SequentialRecommender):
         self.lambda_align, self.lambda_cont = float(c["lambda_align"]), float(c["lambda_cont"])
         self.align_view, self.cont_form = c["align_view"], c["cont_form"]
         self.tau, self.cont_margin = float(c["tau"]), float(c["cont_margin"])
+        self.position_order = c["position_order"] or "recency"   # see transition2.yaml
         self._check_switches()
         self.head_masks = self._expand_head_masks(list(c["head_masks"]))
         # The encoder sees the last `input_window` entries of *its own* input: the last W interactions when
@@ -237,7 +238,7 @@ class Transition2(SequentialRecommender):
         choices = {"edge_weighting": ("uniform", "fixed_2x2", "learned_2x2"),
                    "graph_scope": ("mixed", "mixed+single"), "ctmsa_mode": ("split_heads", "per_mask_fusion"),
                    "pred_head": ("tied_masked", "per_domain_linear"), "align_view": ("domain", "graph_sequence"),
-                   "cont_form": ("infonce", "triplet")}
+                   "cont_form": ("infonce", "triplet"), "position_order": ("forward", "recency")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"Transition2 {key}={getattr(self, key)!r}; choose one of {list(allowed)}")
@@ -321,6 +322,8 @@ class Transition2(SequentialRecommender):
         item_seq, domain_seq, feedback_seq, length = self._inputs(interaction)      # (B, L) each, (B,)
         graph = self.graph_item_embeddings() if self.use_graph else None          # (N, d)
         positions = torch.arange(item_seq.size(1), device=item_seq.device).unsqueeze(0).expand_as(item_seq)
+        if self.position_order == "recency":  # index 0 = the latest interaction (padding clamps to 0, never read)
+            positions = (length.unsqueeze(1) - 1 - positions).clamp(min=0)
         x = self.item_embedding(item_seq) + self.position_embedding(positions)   # (B, L, d)
         historical = graph[item_seq] if graph is not None else None               # ĥ_t (B, L, d)
         if historical is not None:

@@ -201,3 +201,47 @@ def test_positive_only_arm_fills_its_window_with_positives(prepared):
     assert not (feedback_seq == neg).any()
     positives = (batch["feedback_list"] == prepared.dataset.field2token_id["feedback"]["pos"]).sum(1)
     assert torch.equal(length, positives.clamp(max=4))
+
+
+@pytest.mark.parametrize("arm", ["sasrec_mixed", "t2_v1"])
+def test_positions_count_back_from_the_latest_interaction_by_default(prepared, arm):
+    """The latest interaction always gets position 0 and the one before it 1, whatever the history length, so a
+    relation between consecutive steps (a feedback transition) is one pattern for every row; with forward
+    positions (RecBole's) test rows, the longest histories, put it at positions that training rarely reaches."""
+    model = build_model(prepared, arm, {"inner_size": 32})
+    seen = []
+    model.position_embedding.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    batch = prepared.train.inter_feat[:300]
+    length = model._inputs(batch)[-1]
+    model.encode(batch)
+    rows = torch.nonzero(length >= 2).squeeze(1)
+    length = length[rows]
+    assert len(set(length.tolist())) > 3
+    assert (seen[0][rows, length - 1] == 0).all() and (seen[0][rows, length - 2] == 1).all()
+    forward = build_model(prepared, arm, {"inner_size": 32, "position_order": "forward"})
+    seen.clear()
+    forward.position_embedding.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    forward.encode(batch)
+    assert torch.equal(seen[0][rows, length - 1], length - 1)
+
+
+def test_contrastive_terms_reward_the_right_direction(prepared):
+    """L_cont is small when the user state points at its liked positions and large at its disliked ones; L_align
+    (domain view) is small when each user's two domain views agree and large when they are swapped across users."""
+    model = build_model(prepared, "t2_v2", {"inner_size": 32})
+    torch.manual_seed(0)
+    batch, length, d = 8, 6, model.hidden_size
+    liked, disliked = torch.randn(batch, d), torch.randn(batch, d)
+    positive = torch.tensor([True, False] * 3).repeat(batch, 1)                       # (B, L)
+    hidden = torch.where(positive.unsqueeze(-1), liked.unsqueeze(1), disliked.unsqueeze(1))
+    state = {"hidden": hidden, "valid": torch.ones(batch, length), "positive": positive}
+    near_liked = model.feedback_contrast_loss({**state, "user": liked})
+    near_disliked = model.feedback_contrast_loss({**state, "user": disliked})
+    assert near_liked < 0.05 < 3.0 < near_disliked
+    domains = torch.tensor([1, 2] * 3).repeat(batch, 1)
+    view = torch.randn(batch, d)
+    agree = {"hidden": view.unsqueeze(1).expand(batch, length, d), "valid": torch.ones(batch, length),
+             "domain_seq": domains}
+    swapped = dict(agree, hidden=torch.where(domains.unsqueeze(-1) == 1, view.unsqueeze(1), view.roll(1, 0).unsqueeze(1)))
+    target = torch.ones(batch, dtype=torch.long)
+    assert model.align_loss(agree, target) < model.align_loss(swapped, target) - 1.0

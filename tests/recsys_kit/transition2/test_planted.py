@@ -96,3 +96,34 @@ def test_partner_mode_follows_a_negative_with_its_partner_in_the_other_domain():
             assert data["domain"][k + 1] != data["domain"][k]
             pairs += 1
     assert pairs > 50
+
+
+def test_oracle_applies_the_planted_shift_of_the_last_two_signs():
+    from recsys_kit.transition2.planted import item_id, oracle_scores
+
+    cfg = PlantedConfig(strength=1.0, mode="switch")
+    a, b = 0, 1
+    history = [(item_id(a, 2, 0, cfg), True, a), (item_id(a, 2, 3, cfg), True, a), (item_id(b, 5, 1, cfg), False, b)]
+    scores = oracle_scores(history, a, cfg)
+    best = {item_cluster(i, cfg) for i in np.flatnonzero(scores == scores.max())}
+    assert best == {(a, 3)}  # interest 2, transition + -> - shifts by 1
+    assert np.isneginf(scores[item_id(b, 3, 0, cfg)]) and np.isneginf(scores[0])  # foreign domain, padding
+    blind = oracle_scores([h for h in history if h[1]], a, cfg, see_feedback=False)
+    assert {item_cluster(i, cfg) for i in np.flatnonzero(blind == blind.max())} == {(a, 2)}  # guesses shift 0
+
+
+def test_oracle_ceiling_on_the_built_split_separates_seen_from_unseen_feedback(tmp_path):
+    from recsys_kit.transition2.planted import oracle_evaluation
+    from recsys_kit.transition2.train import TrainConfig, prepare
+
+    ceilings = {}
+    for effect in (True, False):
+        cfg = PlantedConfig(n_users=80, seq_len=16, strength=1.0, feedback_effect=effect, seed=2)
+        folder = planted_source(tmp_path / f"src{effect}", cfg)
+        prepared = prepare(TrainConfig(build=planted_build_config(folder, dataset=f"p{effect}"),
+                                       data_dir=str(tmp_path / "data"), max_seq_length=16))
+        ceilings[effect] = [oracle_evaluation(prepared.test, prepared.dataset, cfg, see_feedback=fb)
+                            .metrics["full_ndcg@10"] for fb in (True, False)]
+    # the rule fixes the target's cluster (8 items): NDCG@10 of a uniform rank in 0..7 is 0.49
+    assert ceilings[True][0] > 0.42 and ceilings[True][1] < 0.32
+    assert ceilings[False][0] == ceilings[False][1] > 0.42  # no feedback effect: the signs add nothing

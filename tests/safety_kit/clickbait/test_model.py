@@ -11,6 +11,8 @@ from safety_kit.clickbait.baselines import InvariantMLPClassifier, make_baseline
 from safety_kit.clickbait.model import DebiasedClickbaitClassifier
 from shared.errors import ConfigError
 
+from .planted import planted
+
 NET = dict(fused_dim=16, group_dim=8, hidden_dim=16, max_epochs=12, learning_rate=1e-2)
 SMALL = dict(NET, latent_dim=4)
 # sklearn's whole check suite on every torch-backed estimator at its DEFAULT widths (group_dim = fused_dim = 256,
@@ -32,17 +34,6 @@ def test_sklearn_compatible(estimator, check):
                          ids=["debiased", "erm"])
 def test_predictions_are_batch_invariant_at_full_defaults(estimator):
     check_methods_subset_invariance(type(estimator).__name__, estimator)
-
-
-def planted(n, rates, seed):
-    """x_inv (5-d) predicts y the same way everywhere; x_spur agrees with y with an environment-specific rate."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 2, size=n)
-    env = rng.integers(0, len(rates), size=n)
-    x_inv = (2 * y - 1)[:, None] * 0.3 + rng.normal(size=(n, 5))
-    agree = rng.random(n) < np.asarray(rates)[env]
-    spur = np.where(agree, 2 * y - 1, 1 - 2 * y)[:, None] * 1.0 + 0.1 * rng.normal(size=(n, 3))
-    return np.hstack([x_inv, spur]).astype(np.float32), y, env
 
 
 def test_full_model_uses_invariant_factor_where_erm_latches_onto_spurious():

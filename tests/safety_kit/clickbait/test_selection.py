@@ -8,18 +8,9 @@ from safety_kit.clickbait.baselines import InvariantMLPClassifier
 from safety_kit.clickbait.model import DebiasedClickbaitClassifier
 from shared.errors import ConfigError
 
+from .planted import planted
+
 TINY = dict(group_dim=16, fused_dim=16, hidden_dim=16, random_state=0)
-
-
-def planted(n, rates, seed):
-    """x_inv (5-d) predicts y the same way everywhere; x_spur agrees with y with an environment-specific rate."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 2, size=n)
-    env = rng.integers(0, len(rates), size=n)
-    x_inv = (2 * y - 1)[:, None] * 0.3 + rng.normal(size=(n, 5))
-    agree = rng.random(n) < np.asarray(rates)[env]
-    spur = np.where(agree, 2 * y - 1, 1 - 2 * y)[:, None] * 1.0 + 0.1 * rng.normal(size=(n, 3))
-    return np.hstack([x_inv, spur]).astype(np.float32), y, env
 
 
 @pytest.fixture(scope="module")

@@ -48,10 +48,16 @@ WHY = {
                             "which rests on the few disliked instances, is noisy.",
           "not_reproduced": "Few disliked test instances per seed make the AUC noisy; a larger simulated world "
                             "(the full profile) is the fairer test."},
-    REDIAL: {"direction_only": "Few seeds on a small ReDial training subset (at most 1.4k dialogues vs ~10k in "
+    REDIAL: {"direction_only": "At this scale both arms stop at the epoch where p(gold) tracks training popularity "
+                               "(the 'popularity (reference)' row; on ReDial disliked suggestions are the more "
+                               "popular ones, so that scorer's AUC is below 0.5). Few seeds on a small ReDial "
+                               "training subset (at most 1.4k dialogues vs ~10k in "
                                "the paper), and only ~5% of test suggestions are disliked: the AUC has little "
                                "resolution here.",
-             "not_reproduced": "Few seeds on a small ReDial training subset (at most 1.4k dialogues vs ~10k in the "
+             "not_reproduced": "At this scale both arms stop at the epoch where p(gold) tracks training popularity "
+                               "(the 'popularity (reference)' row; on ReDial disliked suggestions are the more "
+                               "popular ones, so that scorer's AUC is below 0.5). "
+                               "Few seeds on a small ReDial training subset (at most 1.4k dialogues vs ~10k in the "
                                "paper), ~5% disliked test suggestions, and emotions from a lexicon-taught student "
                                "rather than an LLM annotator."},
 }

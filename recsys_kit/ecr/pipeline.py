@@ -76,14 +76,19 @@ def link_all(kg: KnowledgeGraph, splits: Mapping[str, list[Dialogue]]) -> None:
         linker.link(dialogues)
 
 
-def simulated_data(n_dialogues: int = 600, seed: int = 0, kg_min_degree: int = 3, **knobs) -> CRSData:
-    """The embedded default: a simulated ReDial world over RecBole's ml-100k (80/10/10 split).
+def simulated_data(n_dialogues: int = 600, seed: int = 0, kg_min_degree: int = 3,
+                   fractions: tuple[float, float] = (0.1, 0.1), **knobs) -> CRSData:
+    """The embedded default: a simulated ReDial world over RecBole's ml-100k (80/10/10 split by default).
 
     ``kg_min_degree`` prunes the Freebase part of the KG (a large value keeps movies, genres and decades only:
-    the simulator uses nothing else, and the RGCN gets ~4x cheaper — the suite's small controls)."""
+    the simulator uses nothing else, and the RGCN gets ~4x cheaper — the suite's small controls).
+    ``fractions`` = (validation, test) shares of the dialogues: the benchmark's controls use a large test share,
+    because the AUC rests on the few disliked test suggestions and evaluating is cheap while training is not."""
+    if len(fractions) != 2 or not all(0 < f < 1 for f in fractions) or sum(fractions) >= 1:
+        raise ConfigError(f"fractions must be (validation, test) shares in (0, 1) summing below 1, got {fractions}")
     kg = load_ml100k_kg(min_degree=kg_min_degree)
     world = ReDialSimulator(kg, load_ml100k_ratings(), SimulatorConfig(n_dialogues=n_dialogues, **knobs)).generate(seed)
-    train, valid, test = _split(world.dialogues, (0.1, 0.1), seed)
+    train, valid, test = _split(world.dialogues, tuple(fractions), seed)
     splits = {"train": train, "valid": valid, "test": test}
     link_all(kg, splits)
     return CRSData("simulated-ml100k", kg, splits, world.latent_emotions)

@@ -20,6 +20,7 @@ import numpy as np
 
 from recsys_kit.ecr.rec.metrics import rank_metrics
 from recsys_kit.ecr.rec.samples import RecSample, require_samples
+from shared.errors import ConfigError, DataError
 
 REFERENCES = ("popularity", "in-context")
 
@@ -45,7 +46,7 @@ def reference_scores(name: str, train: Sequence[RecSample], test: Sequence[RecSa
         ranks = np.array([sum(c > g for e, c in Counter(m.entity for m in s.mentions).items() if e in candidates)
                           for s, g in zip(test, gold)])
     else:
-        raise ValueError(f"unknown reference scorer {name!r}; choose from {REFERENCES}")
+        raise ConfigError(f"unknown reference scorer {name!r}; choose from {REFERENCES}")
     return gold, ranks
 
 
@@ -67,7 +68,7 @@ def popularity_spearman(train: Sequence[RecSample], test: Sequence[RecSample], g
     popularity = np.array([counts.get(s.target, 0) for s in test], dtype=float)
     prob = np.asarray(gold_prob, dtype=float)
     if len(prob) != len(popularity):
-        raise ValueError(f"{len(prob)} probabilities for {len(popularity)} test samples")
+        raise DataError(f"{len(prob)} probabilities for {len(popularity)} test samples")
     if len(prob) < 2 or np.ptp(popularity) == 0 or np.ptp(prob) == 0:
         return float("nan")
     return float(spearmanr(prob, popularity)[0])

@@ -30,7 +30,7 @@ def test_in_context_scorer_by_hand():
     gold, ranks = reference_scores("in-context", [], test, [4, 5, 6])
     assert gold.tolist() == [2, 0, 0] and ranks.tolist() == [0, 1, 0]
     assert reference_metrics("in-context", [], test, [4, 5, 6])[0]["AUC"] == 0.75
-    with pytest.raises(ValueError, match="unknown reference"):
+    with pytest.raises(ConfigError, match="unknown reference"):
         reference_scores("oracle", [], test, [4, 5, 6])
 
 

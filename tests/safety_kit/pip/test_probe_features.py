@@ -10,10 +10,10 @@ import torch
 from sklearn.base import clone
 from sklearn.pipeline import make_pipeline
 
-from safety_kit.pip.probe_features import ProbeAttentionFeatures
 from safety_kit.pip import scenes as sc
 from safety_kit.pip.attacks import quantize_8bit
 from safety_kit.pip.detector import PIPDetector
+from safety_kit.pip.probe_features import ProbeAttentionFeatures
 from shared.errors import ConfigError, DataError
 
 

@@ -30,6 +30,7 @@ import numpy as np
 
 from safety_kit.clickbait.claims import evaluate
 from shared.benchmarks import Benchmark, partial_rows
+from shared.errors import ConfigError
 from shared.parallel import run_jobs
 from shared.results import BenchmarkResult, Figure
 
@@ -437,6 +438,10 @@ def _pilot(cfg: ClickbaitBenchConfig, embed) -> dict:
     from safety_kit.clickbait.pilot import PilotConfig, describe_pilot, run_pilot, summarise_pilot
 
     corpus = load_chakraborty()
+    smallest = min(int((corpus.labels == label).sum()) for label in (0, 1))
+    if cfg.pilot_posts // 2 > smallest:
+        raise ConfigError(f"pilot_posts={cfg.pilot_posts} needs {cfg.pilot_posts // 2} headlines per class; the corpus "
+                          f"has {smallest} in its smaller class")
     rng = np.random.default_rng(83)
     index = np.concatenate([rng.choice(np.flatnonzero(corpus.labels == label), cfg.pilot_posts // 2, replace=False)
                             for label in (1, 0)])

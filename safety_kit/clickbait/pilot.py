@@ -23,11 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from safety_kit.clickbait.synthetic import TEST_ID, TEST_OOD, TRAIN_RATES, draw_disguise
 from shared.errors import ConfigError, DataError
 
-TRAIN_RATES = ((0.1, 0.9), (0.2, 0.8), (0.3, 0.7))  # (P(disguise | bait), P(disguise | non-bait)) per environment
-ID_RATES = (0.2, 0.8)
-OOD_RATES = (0.9, 0.1)
+MODELS = ("plain", "kit")
 
 
 @dataclass(frozen=True)
@@ -57,11 +56,9 @@ def pilot_data(embeddings: np.ndarray, labels: np.ndarray, seed: int, cfg: Pilot
     order = rng.permutation(n)
     train, test_id, test_ood = order[: int(0.6 * n)], order[int(0.6 * n): int(0.8 * n)], order[int(0.8 * n):]
     env = rng.integers(0, len(TRAIN_RATES), n)  # random: the environment is not readable from the text
-    bait_rate = np.array([r[0] for r in TRAIN_RATES])[env]
-    news_rate = np.array([r[1] for r in TRAIN_RATES])[env]
-    for rows, (bait, news) in ((test_id, ID_RATES), (test_ood, OOD_RATES)):
-        bait_rate[rows], news_rate[rows] = bait, news
-    flags = rng.random(n) < np.where(labels == 1, bait_rate, news_rate)
+    flags = np.zeros(n, dtype=bool)
+    for rows, rates in ((train, list(TRAIN_RATES)), (test_id, TEST_ID), (test_ood, TEST_OOD)):
+        flags[rows] = draw_disguise(labels[rows], rates, env[rows], rng)
     disguise = rng.normal(size=(n, cfg.disguise_dim)) + cfg.disguise_shift * flags[:, None]
     X = np.hstack([embeddings, disguise]).astype(np.float32)
     return X, labels, env, train, test_id, test_ood
@@ -74,18 +71,19 @@ def fit_plain_mlp(X: np.ndarray, y: np.ndarray, env: np.ndarray, penalty: float,
     DomainBed recipe, the same as the kit's baselines)."""
     import torch
 
+    from safety_kit.clickbait.losses import vrex_penalty
+
     torch.manual_seed(seed)
     Xt, yt = torch.as_tensor(X), torch.as_tensor(y, dtype=torch.float32)
-    groups = [torch.as_tensor(env == e) for e in np.unique(env)]
+    env_weights = torch.as_tensor(np.unique(env) == np.asarray(env)[:, None], dtype=torch.float32)  # one-hot (n, E)
     net = torch.nn.Sequential(torch.nn.Linear(X.shape[1], cfg.hidden), torch.nn.ReLU(), torch.nn.Linear(cfg.hidden, 1))
     optimiser = torch.optim.Adam(net.parameters(), cfg.learning_rate)
     for epoch in range(cfg.epochs):
         if penalty > 0 and epoch == cfg.warmup_epochs:
             optimiser = torch.optim.Adam(net.parameters(), cfg.learning_rate)
         losses = torch.nn.functional.binary_cross_entropy_with_logits(net(Xt).squeeze(1), yt, reduction="none")
-        risks = torch.stack([losses[g].mean() for g in groups])
         weight = (penalty if epoch >= cfg.warmup_epochs else 1.0) if penalty > 0 else 0.0
-        loss = risks.mean() + weight * risks.var(unbiased=False)
+        loss = losses.mean() + weight * vrex_penalty(losses, env_weights)
         if weight > 1.0:
             loss = loss / weight
         if not torch.isfinite(loss):
@@ -119,10 +117,16 @@ def run_pilot(embeddings: np.ndarray, labels: np.ndarray, seeds: Sequence[int], 
     """One row per (model, scaling, penalty, seed): ID / OOD bait-class F1 on the pilot's splits."""
     from sklearn.metrics import f1_score
 
-    unknown = set(models) - {"plain", "kit"}
+    unknown = set(models) - set(MODELS)
     if unknown:
-        raise ConfigError(f"pilot: unknown models {sorted(unknown)}; use 'plain' and/or 'kit'")
+        raise ConfigError(f"pilot: unknown models {sorted(unknown)}; use any of {list(MODELS)}")
     text_dim = np.asarray(embeddings).shape[1]
+
+    def fit(model: str, X, y, env, penalty: float, seed: int):
+        if model == "plain":
+            return fit_plain_mlp(X, y, env, penalty, seed, cfg)
+        return _fit_kit(X, y, env, penalty, seed, cfg, text_dim)
+
     rows = []
     for seed in seeds:
         X, y, env, train, test_id, test_ood = pilot_data(embeddings, labels, seed, cfg)
@@ -130,9 +134,7 @@ def run_pilot(embeddings: np.ndarray, labels: np.ndarray, seeds: Sequence[int], 
             Z = X if scaling == "raw" else (X - X[train].mean(0)) / (X[train].std(0) + 1e-6)
             for model in models:
                 for penalty in cfg.penalties:
-                    fit = fit_plain_mlp if model == "plain" else (
-                        lambda *a, **k: _fit_kit(*a, **k, text_dim=text_dim))
-                    predict = fit(Z[train], y[train], env[train], penalty, seed, cfg=cfg)
+                    predict = fit(model, Z[train], y[train], env[train], penalty, seed)
                     rows.append({"model": model, "scaling": scaling, "penalty": penalty, "seed": int(seed),
                                  "id_f1": float(f1_score(y[test_id], predict(Z[test_id]), zero_division=0)),
                                  "ood_f1": float(f1_score(y[test_ood], predict(Z[test_ood]), zero_division=0))})
@@ -161,17 +163,15 @@ def summarise_pilot(rows: list[dict]) -> dict:
 
 
 def describe_pilot(summary: dict) -> str:
-    """One sentence per model/scaling: ERM's ID → OOD drop and the best penalty's OOD gain."""
+    """One clause per model/scaling: ERM's ID → OOD F1 and every penalty's paired OOD gain (no best-of pick)."""
     parts = []
     for key, entry in summary.items():
         erm = entry.get("penalty_0")
-        best = max((v for k, v in entry.items() if k != "penalty_0" and "ood_gain_vs_erm" in v),
-                   key=lambda v: v["ood_gain_vs_erm"], default=None)
         if erm is None:
             continue
+        gains = [f"{name.removeprefix('penalty_')}: {v['ood_gain_vs_erm']:+.3f}"
+                 + (f" (SE {v['ood_gain_se']:.3f})" if v.get("ood_gain_se") is not None else "")
+                 for name, v in entry.items() if "ood_gain_vs_erm" in v]
         text = f"{key}: ERM F1 {erm['id_f1']:.3f} ID → {erm['ood_f1']:.3f} OOD"
-        if best is not None:
-            se = best.get("ood_gain_se")
-            text += f", best V-REx {best['ood_gain_vs_erm']:+.3f} OOD" + (f" (SE {se:.3f})" if se is not None else "")
-        parts.append(text)
+        parts.append(text + (f", V-REx OOD gain at weight {', '.join(gains)}" if gains else ""))
     return "; ".join(parts)

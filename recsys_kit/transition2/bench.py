@@ -74,8 +74,10 @@ PLANTED = {"planted-switch": dict(mode="switch"),
            "planted-switch-flat": dict(mode="switch", feedback_effect=False),
            "planted-cross": dict(mode="cross_domain"),
            "planted-partner": dict(mode="partner")}
-CONTROL_ARMS = {"planted-switch": [*MAIN_ARMS, *ABLATIONS], "planted-switch-shuffled": ["sasrec_mixed", "t2_v1"],
-                "planted-switch-flat": ["sasrec_mixed", "t2_v1"],
+# the negative controls run SASRec+negatives too: the unconfounded comparator of the shuffled-label control
+CONTROL_ARMS = {"planted-switch": [*MAIN_ARMS, *ABLATIONS],
+                "planted-switch-shuffled": ["sasrec_mixed", "sasrec_neg", "t2_v1"],
+                "planted-switch-flat": ["sasrec_mixed", "sasrec_neg", "t2_v1"],
                 "planted-cross": [*MAIN_ARMS, *ABLATIONS], "planted-partner": [*MAIN_ARMS, *ABLATIONS]}
 
 

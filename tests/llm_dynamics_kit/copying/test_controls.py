@@ -68,6 +68,16 @@ def test_control_tasks_have_the_stated_structure():
         next(variable_repeats(10, 2, POOL, lengths=(4, 8)))
 
 
+def test_distinct_variable_repeats_recur_only_in_the_copy():
+    """distinct=True: every recurring token belongs to the copied segment, so one matching token means a copy."""
+    for row in next(variable_repeats(64, 8, POOL, lengths=(8, 32), seed=3, distinct=True)):
+        values, counts = np.unique(row, return_counts=True)
+        repeated = int((counts == 2).sum())
+        assert counts.max() == 2 and 8 <= repeated <= 32 and _repeats(row, repeated)
+    with pytest.raises(ConfigError, match="seq_len \\+ 1"):
+        next(variable_repeats(64, 2, np.arange(1, 40), lengths=(8, 32), distinct=True))
+
+
 def itertools_take(it, n):
     return [next(it) for _ in range(n)]
 

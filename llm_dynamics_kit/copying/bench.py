@@ -222,9 +222,23 @@ KEEP = ("step", "tokens", "train_loss", "copy_acc", "copy_token_acc", "copy_gold
         "probe_induction_layer_max", "repeat_acc", "repeat_acc_min", "previous_token")
 
 
+def repeat_control_source(kind: str, pool: np.ndarray, seed: int):
+    """(batch source, seq_len) of the two repeat controls: ``ctrl_fixed`` or ``ctrl_variable``."""
+    from llm_dynamics_kit.copying.controls import fixed_repeats, variable_repeats
+
+    c = CONTROL_MODEL
+    if kind == "ctrl_fixed":
+        return fixed_repeats(c["seq_len"] // 2, c["batch"], pool, seed), c["seq_len"] - 1
+    # distinct tokens per row: the copy is the only recurrence (with chance recurrences the model rightly waits for
+    # a second matching token, and its first copy prediction of each repeat was right only 15-49% of the time:
+    # held-out length 9 at 0.86; with distinct rows 0.98 — probe, seed 0, 12,000 steps)
+    return variable_repeats(c["seq_len"], c["batch"], pool, CONTROL_LENGTHS, seed, exclude=CONTROL_HELD_OUT,
+                            distinct=True), c["seq_len"]
+
+
 def _train_control(kind: str, seed: int, data_cfg: DataConfig, prof: Profile) -> tuple[dict, list]:
     """One tracker control (module constants CONTROLS): train, track on a log grid, summarise what was read."""
-    from llm_dynamics_kit.copying.controls import fixed_repeats, shuffled_stream, variable_repeats
+    from llm_dynamics_kit.copying.controls import shuffled_stream
 
     c = CONTROL_MODEL
     if kind == "ctrl_shuffled":
@@ -234,15 +248,7 @@ def _train_control(kind: str, seed: int, data_cfg: DataConfig, prof: Profile) ->
         seq_len = c["seq_len"]
     else:
         vocab, pool = 128, np.arange(1, 128)
-        if kind == "ctrl_fixed":
-            source, seq_len = fixed_repeats(c["seq_len"] // 2, c["batch"], pool, seed), c["seq_len"] - 1
-        else:
-            # distinct tokens per row: the copy is the only recurrence (with chance recurrences the model rightly
-            # waits for a second matching token, and its first copy prediction of each repeat was right only 15-49%
-            # of the time: held-out length 9 at 0.86; with distinct rows 0.98 — probe, seed 0, 12,000 steps)
-            source = variable_repeats(c["seq_len"], c["batch"], pool, CONTROL_LENGTHS, seed, exclude=CONTROL_HELD_OUT,
-                                      distinct=True)
-            seq_len = c["seq_len"]
+        source, seq_len = repeat_control_source(kind, pool, seed)
     config = ModelConfig(vocab_size=vocab, d_model=c["d_model"], n_layers=c["n_layers"], n_heads=c["n_heads"],
                          max_seq_len=c["seq_len"], init_std=c["init_std"],
                          ffn=FFNConfig(kind="dense", hidden=2 * c["d_model"]))

@@ -19,6 +19,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from llm_dynamics_kit.copying.task import distinct_rows
 from shared.errors import ConfigError, DataError
 
 
@@ -61,11 +62,10 @@ def variable_repeats(seq_len: int, batch_size: int, pool, lengths: tuple[int, in
     pool = _pool(pool)
     rng = np.random.default_rng([seed, 2])
     total = seq_len + 1
-    if distinct and len(pool) < total:
-        raise ConfigError(f"variable_repeats(distinct=True) needs a pool of at least seq_len + 1 = {total} tokens, "
-                          f"got {len(pool)}")
+    if distinct:
+        distinct_rows(rng, pool, 1, total, "variable_repeats(distinct=True) (seq_len + 1 tokens)")  # checks the pool
     while True:
-        out = (np.stack([rng.choice(pool, size=total, replace=False) for _ in range(batch_size)]) if distinct
+        out = (distinct_rows(rng, pool, batch_size, total, "variable_repeats") if distinct
                else rng.choice(pool, size=(batch_size, total)))
         for row in range(batch_size):
             length = int(rng.choice(allowed))

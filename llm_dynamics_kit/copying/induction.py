@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from llm_dynamics_kit.copying.adapters import as_adapter
-from llm_dynamics_kit.copying.task import token_pool
+from llm_dynamics_kit.copying.task import distinct_rows, token_pool
 from shared.errors import ConfigError
 
 
@@ -237,10 +237,7 @@ def probe_ids(length: int, lead: int, n_sequences: int, pool: np.ndarray, seed: 
     rng = np.random.default_rng([seed, length, lead])
     pool = np.asarray(pool, dtype=np.int64)
     if distinct:
-        if len(pool) < lead + length:
-            raise ConfigError(f"distinct probe tokens need a pool of at least lead-in + length = {lead + length} "
-                              f"tokens, got {len(pool)}")
-        both = np.stack([rng.choice(pool, size=lead + length, replace=False) for _ in range(n_sequences)])
+        both = distinct_rows(rng, pool, n_sequences, lead + length, "a distinct-token probe (lead-in + length)")
         lead_in, half = both[:, :lead], both[:, lead:]
     else:
         lead_in = rng.choice(pool, size=(n_sequences, lead))

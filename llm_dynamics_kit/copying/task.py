@@ -119,6 +119,14 @@ def fit_to_context(max_len: int, prefix_len: int = PAPER_PREFIX, suffix_len: int
     return n
 
 
+def distinct_rows(rng: np.random.Generator, pool: np.ndarray, n_rows: int, width: int, what: str) -> np.ndarray:
+    """(n_rows, width) tokens of ``pool``, no token twice in a row (each row a random draw without replacement)."""
+    pool = np.asarray(pool, dtype=np.int64)
+    if len(pool) < width:
+        raise ConfigError(f"{what} needs a pool of at least {width} distinct tokens, got {len(pool)}")
+    return rng.permuted(np.tile(pool, (n_rows, 1)), axis=1)[:, :width]
+
+
 def token_pool(vocab_size: int, exclude: Sequence[int] = (), occurring: np.ndarray | None = None) -> np.ndarray:
     """Token ids random sequences are drawn from: ``occurring`` ids (e.g. seen in training) minus ``exclude``.
 

@@ -68,6 +68,16 @@ def test_control_tasks_have_the_stated_structure():
         next(variable_repeats(10, 2, POOL, lengths=(4, 8)))
 
 
+def test_benchmark_positive_control_trains_on_distinct_rows():
+    """The benchmark's variable-repeat control must train on rows whose only recurrence is the copy."""
+    from llm_dynamics_kit.copying.bench import CONTROL_MODEL, repeat_control_source
+
+    source, seq_len = repeat_control_source("ctrl_variable", POOL, seed=0)
+    batch = next(source)
+    assert seq_len == CONTROL_MODEL["seq_len"] and batch.shape == (CONTROL_MODEL["batch"], seq_len + 1)
+    assert all(np.unique(row, return_counts=True)[1].max() == 2 for row in batch)
+
+
 def test_distinct_variable_repeats_recur_only_in_the_copy():
     """distinct=True: every recurring token belongs to the copied segment, so one matching token means a copy."""
     for row in next(variable_repeats(64, 8, POOL, lengths=(8, 32), seed=3, distinct=True)):

@@ -11,7 +11,7 @@ SEEDS    ?=
 PYTEST_ARGS ?=
 
 KITS   := recsys llm safety agents
-PAPERS := negsampling damrs transition2 ecr hmoe ssd copying clickbait pip ioa
+PAPERS := negsampling damrs transition2 ecr hmoe ssd copying copying_controls clickbait pip ioa
 
 # Real datasets for tests and benchmarks come from one setting. When the handbook folder sits beside the
 # project (../shared/data) and the variable is unset, use it; the main job runs without it too.

@@ -10,12 +10,14 @@ steps, not tokens), ``attn_dropout`` (0.1 on attention probabilities) and
 - ``stdlib`` — the paper's setting in miniature: natural-text pre-training on the embedded corpus (Python
   stdlib + pydoc); ``shakespeare`` too when ``PAPERKITS_DATA`` holds it. The ``full`` profile uses ``pysrc``
   instead: every ``.py`` file of the environment (~345 MB), a 4-layer d=128 model and 2.05e7 tokens.
-- ``ctrl_*`` — the tracker's controls (``CONTROLS`` below, scored in claims.py), ``full`` profile.
 - ``synthetic`` — a separate, labelled condition that is *not* the paper's (brief §8.4 allows it only as
   such): random pool-token spans (10–24 tokens, like the probe's 12 + 6), each repeated once after a gap of
   0–8 natural-text tokens, and nothing else (:func:`~llm_dynamics_kit.copying.corpus.repeated_span_stream`
   with ``text=(0, 0)``). About half its tokens are copies, so in-context copying is the main thing to learn.
   It is the only condition in which copying emerged within a CPU budget, so claims 2–4 are tested there.
+
+The tracker's own controls (does it read induction only where induction copies?) are a separate benchmark,
+``llm.copying_controls`` (:mod:`llm_dynamics_kit.copying.controls_bench`), minutes instead of hours.
 
 What we measured before settling on this design (so a user does not have to repeat it): on the natural
 corpus no tiny configuration formed an induction head or copied a single suffix within 16k steps — a sweep on
@@ -65,16 +67,6 @@ SYNTHETIC = "synthetic"
 SYNTHETIC_STREAM = RepeatsConfig(span=(10, 24), gap=(0, 8), text=(0, 0), n_tokens=1_000_000, seed=12345)
 ARMS = ("vanilla", "batch_2B", "batch_4B", "batch_half", "batch_quarter", "attn_dropout", "weight_decay")
 BATCH_ARMS = ("vanilla", "batch_2B", "batch_4B", "batch_half", "batch_quarter")  # claim 2: same steps, other batch
-# Tracker controls (issue 24): a 2-layer d=32 model on tasks with a known answer, tracked like every other run.
-# variable: one random segment per sequence, length 8-32 (odd lengths held out) at a random position, copied at a
-#   random later position: only induction solves it (positive; must copy at the held-out lengths 9 and 19 and show
-#   a previous-token head below an induction head);
-# fixed: a 32-token block repeated once, always the same geometry: a fixed-offset copier solves it (negative: no
-#   induction head may be read); shuffled: the natural corpus's tokens in random order (negative: never copies).
-CONTROLS = ("ctrl_variable", "ctrl_fixed", "ctrl_shuffled")
-CONTROL_MODEL = {"d_model": 32, "n_layers": 2, "n_heads": 2, "seq_len": 64, "batch": 16, "lr": 3e-3, "init_std": 0.1}
-CONTROL_LENGTHS = (8, 32)
-CONTROL_HELD_OUT = tuple(range(9, 33, 2))  # odd lengths: never trained on; the probes (32, 0), (19, 11), (9, 21)
 
 
 @dataclass
@@ -106,8 +98,6 @@ class Profile:
     corpus: str = "stdlib"  # the natural corpus: "stdlib" (3 MB cap) or "pysrc" (the environment's Python sources)
     tokenizer_bytes: int | None = None  # BPE trained on at most this much of the corpus (pysrc: 20 MB)
     log_grid: int = 0  # > 0: evaluate at about this many log-spaced steps (and step 0) instead of every eval_every
-    controls: list[str] = field(default_factory=list)  # tracker controls (CONTROLS)
-    control_steps: int = 0
     # > 0: a run checkpoints every N steps under the benchmark's .work folder and an interrupted invocation resumes
     # it mid-run (a full-profile run is hours on 2 cores; without this a stopped session lost the whole run)
     checkpoint_every: int = 0
@@ -123,12 +113,12 @@ PROFILES = {
     # the environment's Python sources (~345 MB of .py); vanilla sees 2,500 × 32 × 256 = 2.05e7 tokens. Claim 2:
     # batch 16 and 8 for the same 2,500 steps (1.0e7 / 5.1e6 tokens); claim 4: dropout / weight decay at batch 8,
     # against batch_quarter. One seed. Sized from a nice'd single-thread rate measured on the loaded 2-core machine
-    # (README: re-measure on free cores); the tracker controls add ~15 min of one worker.
+    # (README: re-measure on free cores).
     "full": Profile(steps=2500, eval_every=250, batch=32, d_model=128, n_layers=4, n_heads=4, seq_len=256, lr=1e-3,
                     warmup=200, samples=100, induction_sequences=32, corpus="pysrc", max_bytes=None,
                     tokenizer_bytes=20_000_000, log_grid=16, regulariser_batch=0.25,
                     arms=["vanilla", "batch_half", "batch_quarter", "attn_dropout", "weight_decay"],
-                    controls=list(CONTROLS), control_steps=3000, checkpoint_every=100),
+                    checkpoint_every=100),
 }
 
 
@@ -222,92 +212,15 @@ KEEP = ("step", "tokens", "train_loss", "copy_acc", "copy_token_acc", "copy_gold
         "probe_induction_layer_max", "repeat_acc", "repeat_acc_min", "previous_token")
 
 
-def repeat_control_source(kind: str, pool: np.ndarray, seed: int):
-    """(batch source, seq_len) of the two repeat controls: ``ctrl_fixed`` or ``ctrl_variable``."""
-    from llm_dynamics_kit.copying.controls import fixed_repeats, variable_repeats
-
-    c = CONTROL_MODEL
-    if kind == "ctrl_fixed":
-        return fixed_repeats(c["seq_len"] // 2, c["batch"], pool, seed), c["seq_len"] - 1
-    # distinct tokens per row: the copy is the only recurrence (with chance recurrences the model rightly waits for
-    # a second matching token, and its first copy prediction of each repeat was right only 15-49% of the time:
-    # held-out length 9 at 0.86; with distinct rows 0.98 — probe, seed 0, 12,000 steps)
-    return variable_repeats(c["seq_len"], c["batch"], pool, CONTROL_LENGTHS, seed, exclude=CONTROL_HELD_OUT,
-                            distinct=True), c["seq_len"]
-
-
-def _train_control(kind: str, seed: int, data_cfg: DataConfig, prof: Profile) -> tuple[dict, list]:
-    """One tracker control (module constants CONTROLS): train, track on a log grid, summarise what was read."""
-    from llm_dynamics_kit.copying.controls import shuffled_stream
-
-    c = CONTROL_MODEL
-    if kind == "ctrl_shuffled":
-        data = prepare_data(data_cfg)
-        vocab, pool = data.vocab_size, probe_pool(data)
-        source = shuffled_stream(np.asarray(data.train[:2_000_000]), seed)
-        seq_len = c["seq_len"]
-    else:
-        vocab, pool = 128, np.arange(1, 128)
-        source, seq_len = repeat_control_source(kind, pool, seed)
-    config = ModelConfig(vocab_size=vocab, d_model=c["d_model"], n_layers=c["n_layers"], n_heads=c["n_heads"],
-                         max_seq_len=c["seq_len"], init_std=c["init_std"],
-                         ffn=FFNConfig(kind="dense", hidden=2 * c["d_model"]))
-    seed_everything(seed)
-    model = Transformer(config)
-    task = default_task(model, n_samples=20, seed=1000 + seed, vocab_pool=pool, prefix_len=4, suffix_len=2)
-    # the positive control needs the longest. Measured (seed 0, one CPU thread): the induction onset (robust score
-    # >= 0.3 in layer 1, previous-token head in layer 0) came at ≈ 1.4k-2.5k steps; repeat-copy accuracy at the
-    # held-out length 9 was 0.69 at 2,068 steps, 0.77 at 3,000, 0.875 at 6,000 (length 19: 0.93 -> 0.99; trained 32:
-    # 0.95 -> 0.98), still rising; so it trains 4× control_steps (12,000 steps; not yet measured there)
-    steps = 4 * prof.control_steps if kind == "ctrl_variable" else prof.control_steps
-    # the repeat controls' probes use distinct tokens: from a pool of 127 a token recurs so often in 64 tokens that
-    # one-token induction tops out at 0.84 / 0.87 / 0.88 on the three probes (simulated, 4,000 sequences each), so the
-    # > 0.9 bar asked for more than induction. That was not what held the control back: full profile, 12,000 steps,
-    # length 9 after 21 tokens 0.867 with recurring tokens (a1577b1), 0.859 with distinct ones (3a87c42)
-    tracker = CopyingTracker(task, eval_steps=log_grid(steps, 12, first=50),
-                             induction={"half_len": c["seq_len"] // 2, "n_sequences": 16, "seed": seed,
-                                        "vocab_pool": pool, "distinct": kind != "ctrl_shuffled"})
-    train_cfg = TrainConfig(steps=steps, batch_size=c["batch"], seq_len=seq_len, lr=c["lr"], warmup_steps=20,
-                            weight_decay=0.0, eval_every=0, log_every=max(1, steps // 10), seed=seed, cpu_threads=1,
-                            device="cpu")
-    start = time.perf_counter()
-    Trainer(model, source, None, train_cfg, callbacks=[tracker]).fit()
-    seconds = time.perf_counter() - start
-    records = tracker.records
-    summary = onsets(records)
-    last = records[-1]
-    geometries = [tuple(g) for g in last["probe_geometries"]]
-    held = [i for i, (length, _) in enumerate(geometries) if length in CONTROL_HELD_OUT]
-
-    def held_acc(record: dict) -> float:
-        return float(min(record["repeat_acc"][i] for i in held)) if held else math.nan
-
-    reached = [r["step"] for r in records if held and held_acc(r) > 0.9]
-    robust = np.array(last["induction_min"])  # (L, H)
-    prev = np.array(last["previous_token"])
-    row = {**summary.as_row(), "steps": steps, "batch_size": c["batch"], "train_seconds": seconds,
-           "final_train_loss": last["train_loss"], "probe_geometries": [list(g) for g in geometries],
-           "final_repeat_acc": last["repeat_acc"], "final_repeat_acc_min": last["repeat_acc_min"],
-           "final_heldout_repeat_acc": held_acc(last), "steps_to_heldout_copy": reached[0] if reached else math.nan,
-           "max_single_geometry_induction": float(max(np.max(r["induction"]) for r in records)),
-           "final_induction_min_max": float(robust.max()), "induction_min_layer": int(robust.max(axis=1).argmax()),
-           "final_previous_token_max": float(prev.max()), "previous_token_layer": int(prev.max(axis=1).argmax()),
-           "final_copy_token_acc": last["copy_token_acc"], "tokens_seen": last["tokens"]}
-    return row, [{k: r.get(k) for k in KEEP} for r in records]
-
-
 def _job(args: tuple) -> tuple[tuple, dict, list]:
     dataset, arm, seed, data_cfg, prof, run_dir = args
-    if dataset in CONTROLS:  # small, and fed by a batch iterator whose position a checkpoint does not hold
-        row, records = _train_control(dataset, seed, data_cfg, prof)
-    else:
-        row, records = _train_arm(dataset, arm, seed, data_cfg, prof, run_dir)
+    row, records = _train_arm(dataset, arm, seed, data_cfg, prof, run_dir)
     return (dataset, arm, seed), row, records
 
 
 def _run_dir(runs: Path, profile: str, prof: Profile, dataset: str, arm: str, seed: int) -> Path:
     """A run's checkpoint folder, named by everything that sets its training (a stale folder is never resumed)."""
-    batch = _arm_settings(arm, prof)[0] if dataset not in CONTROLS else CONTROL_MODEL["batch"]
+    batch = _arm_settings(arm, prof)[0]
     steps = prof.synthetic_steps if dataset == SYNTHETIC else prof.steps
     return runs / f"{profile}-{dataset}-{arm}-s{seed}-b{batch}-st{steps}-d{prof.d_model}x{prof.n_layers}"
 
@@ -387,17 +300,9 @@ LABELS = {"stdlib": "stdlib corpus (paper's setting)", "shakespeare": "Shakespea
 
 def _summarise(rows: list[dict], prof: Profile) -> tuple[str, list[str]]:
     notes = []
-    datasets = list(dict.fromkeys(r["dataset"] for r in rows if r["dataset"] not in CONTROLS))
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     for dataset in datasets:
         notes += _condition_notes(rows, dataset, LABELS.get(dataset, dataset))
-    for row in (r for r in rows if r["dataset"] in CONTROLS):
-        notes.append(f"[control {row['dataset']}] {row['steps']:,} steps of a 2-layer d=32 model: repeat-copy accuracy "
-                     f"per probe (length, lead-in) {row['probe_geometries']} = "
-                     f"{[round(a, 3) for a in row['final_repeat_acc']]}, held-out lengths "
-                     f"{row['final_heldout_repeat_acc']:.3g} (first > 0.9 at step {row['steps_to_heldout_copy']}); "
-                     f"single-geometry induction max {row['max_single_geometry_induction']:.3g}, robust (min over "
-                     f"probes) {row['final_induction_min_max']:.3g} in layer {row['induction_min_layer']}; "
-                     f"previous-token max {row['final_previous_token_max']:.3g} in layer {row['previous_token_layer']}.")
     parts = []
     for dataset in datasets:
         per_arm = {}
@@ -473,10 +378,6 @@ def _plan(prof: Profile) -> list[tuple[str, DataConfig, list[str]]]:
     plan = [(name, cfg, arms) for name, (cfg, arms) in corpora.items() if arms]
     if prof.synthetic_arms:
         plan.append((SYNTHETIC, corpora[prof.corpus][0], list(prof.synthetic_arms)))
-    for control in prof.controls:
-        if control not in CONTROLS:
-            raise ConfigError(f"unknown control {control!r}; controls: {list(CONTROLS)}")
-        plan.append((control, corpora[prof.corpus][0], ["control"]))
     return plan
 
 
@@ -494,12 +395,9 @@ def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
         corpora_meta.setdefault(data_cfg.corpus, prepare_data(data_cfg).meta)
     def done(dataset: str, arm: str, seed: int) -> bool:  # a stored row counts only if trained at today's batch
         stored = store.get(dataset=dataset, arm=arm, seed=seed)
-        want = CONTROL_MODEL["batch"] if dataset in CONTROLS else _arm_settings(arm, prof)[0]
-        return stored is not None and stored.get("batch_size") == want
+        return stored is not None and stored.get("batch_size") == _arm_settings(arm, prof)[0]
 
     def cost(job: tuple) -> float:
-        if job[0] in CONTROLS:
-            return CONTROL_MODEL["batch"] * prof.control_steps / 32  # a far smaller model
         return _arm_settings(job[1], prof)[0] * (prof.synthetic_steps if job[0] == SYNTHETIC else prof.steps)
 
     runs = work_dir(out.parent, KIT, NAME) / "runs"
@@ -525,8 +423,7 @@ def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
                 stored = store.get(dataset=dataset, arm=arm, seed=seed)
                 curves.setdefault((dataset, arm), []).append(stored["_curves"])
                 row = {k: v for k, v in stored.items() if k != "_curves"}
-                if dataset not in CONTROLS:
-                    row.update(onsets(stored["_curves"]).as_row())  # the analysis always from the stored curves
+                row.update(onsets(stored["_curves"]).as_row())  # the analysis always from the stored curves
                 row["tokens_seen"] = stored["_curves"][-1]["tokens"]
                 rows.append(row)
     summary, notes = _summarise(rows, prof)
@@ -544,8 +441,7 @@ def run(profile: str, seeds: list[int], out: Path) -> BenchmarkResult:
                 "corpora": corpora_meta},
         summary=summary, notes=notes, figures=_figures(out, curves),
         datasets=[f"{LABELS.get(d, d)}: byte-level BPE vocab {VOCAB}" + (f" ({SYNTHETIC_STREAM.label()}, random "
-                  "spans drawn from the stdlib tokens' pool)" if d == SYNTHETIC else "") for d, _, _ in plan
-                  if d not in CONTROLS]
+                  "spans drawn from the stdlib tokens' pool)" if d == SYNTHETIC else "") for d, _, _ in plan]
         + [f"copy and induction probes: uniformly random tokens that occur in the {prof.corpus} training split"])
 
 

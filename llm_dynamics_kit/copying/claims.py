@@ -23,11 +23,13 @@ Every claim needs copying (or, for 3, induction heads in two layers) to have eme
 never did, the claim is ``untestable`` and says what scale would test it. Claims 2 and 4 appear only where their
 arms ran.
 
-Tracker controls (issue 24; rows whose ``dataset`` is a ``ctrl_*`` name, small 2-layer models on known-answer
-tasks): ``copying-pos-variable-repeats`` (segments of varying length and position: repeat-copy accuracy > 0.9 at
-held-out lengths and a robust induction head above a previous-token head), ``copying-neg-fixed-offset`` (fixed
-32-token repeats, solved by a positional copier: no induction onset may be read) and ``copying-neg-shuffled``
-(shuffled corpus tokens: never copies).
+Tracker controls (issue 24; benchmark ``llm.copying_controls``, scored by :func:`evaluate_controls`: rows whose
+``dataset`` is a ``ctrl_*`` name, small 2-layer models on known-answer tasks): ``copying-pos-variable-repeats``
+(segments of varying length and position: repeat-copy accuracy > 0.9 at held-out lengths, scored from the copy's
+``copied_context + 1``-th token on, and a robust induction head above a previous-token head),
+``copying-neg-fixed-offset`` (fixed 32-token repeats, solved by a positional copier: no induction onset may be read)
+and ``copying-neg-shuffled`` (shuffled corpus tokens: never copies). :func:`evaluate` ignores such rows, so an old
+``llm/copying`` result that still carries them is not scored twice.
 
 Positive control ``copying-pos-synthetic``: in the synthetic stream about half the tokens are copies of a span seen
 a few tokens earlier (the copying signal is planted and strong), so copying must emerge there in some arm; it
@@ -301,15 +303,18 @@ def _tracker_controls(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
             ordered = (_num(row, "final_induction_min_max") >= INDUCTION_TAU
                        and _num(row, "final_previous_token_max") >= INDUCTION_TAU
                        and int(row.get("previous_token_layer", -1)) < int(row.get("induction_min_layer", -1)))
+            ctx = int(_num(row, "copied_context")) if math.isfinite(_num(row, "copied_context")) else 1
+            first = _num(row, "final_heldout_repeat_acc_first")
             out.append(control(
                 f"copying-pos-variable-repeats-seed{row.get('seed', 0)}", "positive",
                 setting="random tokens with one segment of 8-32 tokens (odd lengths held out) at a random position, "
                         "copied at a random later position: only a content rule (induction) predicts the copy",
-                expect="repeat-copy accuracy > 0.9 at the held-out lengths, and the tracker reads an induction head "
+                expect=f"repeat-copy accuracy > 0.9 at the held-out lengths (scored from copy token {ctx + 1} on, "
+                       f"{ctx} copied token(s) in context), and the tracker reads an induction head "
                        f"(robust score >= {INDUCTION_TAU}) in a later layer than a previous-token head (>= "
                        f"{INDUCTION_TAU})",
-                observed=f"held-out accuracy {held:.3g} (first > 0.9 at step {row.get('steps_to_heldout_copy')}); "
-                         + read + ".",
+                observed=f"held-out accuracy {held:.3g} (first > 0.9 at step {row.get('steps_to_heldout_copy')}; "
+                         f"predicting the copy's 2nd token, one copied token in context: {first:.3g}); " + read + ".",
                 passed=bool(held > 0.9 and ordered), steps_to_heldout_copy=row.get("steps_to_heldout_copy")))
         elif kind == "ctrl_fixed":
             out.append(control(
@@ -335,15 +340,15 @@ def _tracker_controls(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
 
 
 def evaluate(data: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Claims 1-4 per condition, the synthetic positive control and the tracker controls, from an ``llm/copying``
-    results payload."""
+    """Claims 1-4 per condition and the synthetic positive control, from an ``llm/copying`` results payload (the
+    tracker controls' rows, if an older payload has them, are left to :func:`evaluate_controls`)."""
     config = data.get("config", {})
     conditions: dict[str, dict[str, list[Mapping[str, Any]]]] = {}
     for row in data["rows"]:
         if row["dataset"] not in CONTROLS:
             conditions.setdefault(row["dataset"], {}).setdefault(row["arm"], []).append(row)
     claims: list[dict[str, Any]] = []
-    controls: list[dict[str, Any]] = _tracker_controls([r for r in data["rows"] if r["dataset"] in CONTROLS])
+    controls: list[dict[str, Any]] = []
     for condition, arms in conditions.items():
         claims.append(_claim_1(condition, arms, config))
         if (claim := _claim_2(condition, arms, config)) is not None:
@@ -353,3 +358,8 @@ def evaluate(data: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str,
         if condition == SYNTHETIC:
             controls.append(_positive_control(arms, config))
     return claims, controls
+
+
+def evaluate_controls(data: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The tracker controls (no claims), from an ``llm/copying_controls`` results payload."""
+    return [], _tracker_controls([r for r in data["rows"] if r["dataset"] in CONTROLS])

@@ -197,9 +197,13 @@ class ProbeScores:
     probes: list[tuple[int, int]]  # (repeat length, lead-in)
     prefix_matching: np.ndarray  # (P, L, H) Ā at each probe
     induction: np.ndarray  # (P, L, H) Ā · EP at each probe
-    repeat_acc: np.ndarray  # (P,) argmax accuracy on the predictable tokens of the second copy
+    repeat_acc: np.ndarray  # (P,) argmax accuracy on the scored tokens of the second copy (``copied_context``)
     repeat_loss: np.ndarray  # (P,) mean next-token loss there (nats)
     ov_positivity: np.ndarray  # (L, H)
+    # (P,) accuracy predicting the copy's 2nd token, one copied token in context (the position that is ambiguous
+    # when tokens recur by chance; reported whether or not ``copied_context`` scores it)
+    repeat_acc_first: np.ndarray | None = None
+    copied_context: int = 1
 
     @property
     def induction_min(self) -> np.ndarray:
@@ -222,7 +226,9 @@ class ProbeScores:
                 "induction_min": self.induction_min.round(5).tolist(),
                 "induction_min_layer_max": self.per_layer_max().round(5).tolist(),
                 "repeat_acc": self.repeat_acc.round(5).tolist(), "repeat_acc_min": float(self.repeat_acc.min()),
-                "repeat_loss": self.repeat_loss.round(5).tolist()}
+                "repeat_loss": self.repeat_loss.round(5).tolist(), "repeat_copied_context": self.copied_context,
+                **({"repeat_acc_first": self.repeat_acc_first.round(5).tolist()}
+                   if self.repeat_acc_first is not None else {})}
 
 
 def probe_ids(length: int, lead: int, n_sequences: int, pool: np.ndarray, seed: int = 0,
@@ -251,9 +257,15 @@ def probe_ids(length: int, lead: int, n_sequences: int, pool: np.ndarray, seed: 
 def probe_scores(model: Any, probes: list[tuple[int, int]] | None = None, *, n_sequences: int = 32, seed: int = 0,
                  vocab_pool: np.ndarray | None = None, bos_id: int | None = None, fold_norms: bool = True,
                  batch_size: int = 16, ov_positivity: np.ndarray | None = None,
-                 distinct: bool = False) -> ProbeScores:
+                 distinct: bool = False, copied_context: int = 1) -> ProbeScores:
     """Ā, Ā·EP, and the copy accuracy/loss on the repeated half, at each (repeat length, lead-in) probe
     (``distinct``: probe tokens never recur within a sequence, see :func:`probe_ids`).
+
+    ``copied_context``: a copy token is scored once at least this many tokens of the copy precede it (1: tokens
+    2 … s, the default; the copy's first token is never predictable). 2 skips the 2nd token, predicted from one
+    matching token: for a model trained where tokens also recur by chance, one match is genuinely ambiguous (it
+    rightly waits for a second), so that position measures its prior, not whether it copies. The accuracy at
+    that position is always reported (``repeat_acc_first``).
 
     ``probes`` default to :func:`default_probes` for the model's context. Pass ``ov_positivity`` (L, H) when
     it is already computed (it does not depend on the probe).
@@ -267,10 +279,13 @@ def probe_scores(model: Any, probes: list[tuple[int, int]] | None = None, *, n_s
         if length < 2 or lead < 0 or offset + lead + 2 * length > adapter.max_len:
             raise ConfigError(f"probe (length {length}, lead-in {lead}) needs {offset + lead + 2 * length} tokens; "
                               f"the model's context is {adapter.max_len} (length >= 2, lead-in >= 0)")
+    if not 1 <= copied_context < min(length for length, _ in probes):
+        raise ConfigError(f"copied_context must be >= 1 and leave a scored token at the shortest probe "
+                          f"(length {min(length for length, _ in probes)}), got {copied_context}")
     pool = vocab_pool if vocab_pool is not None else token_pool(adapter.vocab_size)
     n_l, n_h = adapter.n_layers, adapter.n_heads
     pm = np.zeros((len(probes), n_l, n_h))
-    acc, losses = np.zeros(len(probes)), np.zeros(len(probes))
+    acc, losses, first = np.zeros(len(probes)), np.zeros(len(probes)), np.zeros(len(probes))
     with adapter.evaluating():
         if ov_positivity is None:
             ov_positivity = torch.stack([ov_eigen_positivity(**_ov(adapter.ov_weights(layer, fold_norms)))
@@ -278,7 +293,7 @@ def probe_scores(model: Any, probes: list[tuple[int, int]] | None = None, *, n_s
         for p, (length, lead) in enumerate(probes):
             ids = probe_ids(length, lead, n_sequences, pool, seed, bos_id, distinct=distinct)
             start = offset + lead
-            hits = total = 0
+            hits = total = first_hits = 0
             loss_sum = 0.0
             for b in range(0, n_sequences, batch_size):
                 chunk = ids[b:b + batch_size].to(adapter.device)
@@ -286,14 +301,17 @@ def probe_scores(model: Any, probes: list[tuple[int, int]] | None = None, *, n_s
                 for layer, att in enumerate(adapter.attention(chunk)):
                     pm[p, layer] += weight * prefix_matching_score(att.float().cpu(), length, start).double().numpy()
                 logits = adapter.logits(chunk).float()
-                at = slice(start + length, start + 2 * length - 1)  # predicting copy tokens 2 … length
-                target = chunk[:, start + length + 1:start + 2 * length]
-                pred = logits[:, at]
+                # the logits at copy position j (0-based) predict copy token j + 1, with j + 1 copied tokens seen
+                copy = start + length
+                pred = logits[:, copy + copied_context - 1:copy + length - 1]
+                target = chunk[:, copy + copied_context:copy + length]
                 hits += int((pred.argmax(-1) == target).sum())
+                first_hits += int((logits[:, copy].argmax(-1) == chunk[:, copy + 1]).sum())
                 total += target.numel()
                 loss_sum += float(F.cross_entropy(pred.reshape(-1, pred.shape[-1]), target.reshape(-1),
                                                   reduction="sum"))
             acc[p], losses[p] = hits / max(total, 1), loss_sum / max(total, 1)
+            first[p] = first_hits / n_sequences
     ep = np.asarray(ov_positivity, dtype=float)
     return ProbeScores(probes=probes, prefix_matching=pm, induction=pm * ep[None], repeat_acc=acc,
-                       repeat_loss=losses, ov_positivity=ep)
+                       repeat_loss=losses, ov_positivity=ep, repeat_acc_first=first, copied_context=copied_context)

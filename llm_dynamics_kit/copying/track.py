@@ -41,7 +41,8 @@ def evaluate_model(model: Any, task: CopyTask, induction: dict[str, Any] | None 
     :func:`probe_scores` (default :func:`default_probes`; ``[]`` turns them off). The probes give each head's
     score at every geometry and their minimum (``induction_min``, ``induction_min_layer_max``: what the onset
     analysis uses, so a fixed-offset copier does not read as induction) and the copy accuracy on repeats of
-    lengths other than the paper's (``repeat_acc`` per probe, ``repeat_acc_min``).
+    lengths other than the paper's (``repeat_acc`` per probe, ``repeat_acc_min``; ``copied_context`` sets from
+    which copy token on they are scored, see :func:`probe_scores`).
     The model is adapted once here (``as_adapter``) and the adapter passed to every metric.
     """
     adapter = as_adapter(model)
@@ -52,6 +53,7 @@ def evaluate_model(model: Any, task: CopyTask, induction: dict[str, Any] | None 
         induction = dict(induction)
         probes = induction.pop("probes", None)
         distinct = bool(induction.pop("distinct", False))  # probe_scores only: no recurring probe tokens
+        copied_context = int(induction.pop("copied_context", 1))  # probe_scores only: first scored copy token
         scores = induction_scores(adapter, **induction)
         record.update({"induction": scores.induction.round(5).tolist(),
                        "prefix_matching": scores.prefix_matching.round(5).tolist(),
@@ -67,7 +69,7 @@ def evaluate_model(model: Any, task: CopyTask, induction: dict[str, Any] | None 
                 adapter, probes, n_sequences=induction.get("n_sequences", 64), seed=induction.get("seed", 0),
                 vocab_pool=induction.get("vocab_pool"), bos_id=induction.get("bos_id"),
                 fold_norms=induction.get("fold_norms", True), batch_size=induction.get("batch_size", 16),
-                ov_positivity=scores.ov_positivity, distinct=distinct).as_record())
+                ov_positivity=scores.ov_positivity, distinct=distinct, copied_context=copied_context).as_record())
     return record
 
 

@@ -53,7 +53,7 @@ def test_synthetic_condition_is_repeated_random_spans_with_text_gaps():
 
 
 def test_full_profile_is_sized_for_2e7_tokens_on_the_python_sources():
-    from llm_dynamics_kit.copying.bench import CONTROLS, PROFILES, _arm_settings, _plan
+    from llm_dynamics_kit.copying.bench import PROFILES, _arm_settings, _plan
 
     prof = PROFILES["full"]
     assert prof.corpus == "pysrc" and prof.max_bytes is None and prof.log_grid > 0
@@ -62,7 +62,7 @@ def test_full_profile_is_sized_for_2e7_tokens_on_the_python_sources():
     assert batches == {"vanilla": 32, "batch_half": 16, "batch_quarter": 8, "attn_dropout": 8, "weight_decay": 8}
     assert _arm_settings("attn_dropout", prof)[1:] == (0.1, 0.0) and _arm_settings("weight_decay", prof)[1:] == (0.0, 0.1)
     plan = _plan(prof)
-    assert [name for name, _, _ in plan] == ["pysrc", *CONTROLS]
+    assert [name for name, _, _ in plan] == ["pysrc"]  # the tracker controls are llm.copying_controls
     assert plan[0][1].corpus == "pysrc" and plan[0][1].tokenizer_bytes == 20_000_000
 
 

@@ -68,14 +68,68 @@ def test_control_tasks_have_the_stated_structure():
         next(variable_repeats(10, 2, POOL, lengths=(4, 8)))
 
 
-def test_benchmark_positive_control_trains_on_distinct_rows():
-    """The benchmark's variable-repeat control must train on rows whose only recurrence is the copy."""
-    from llm_dynamics_kit.copying.bench import CONTROL_MODEL, repeat_control_source
+def test_benchmark_positive_control_rows_recur_by_chance_unless_asked_not_to():
+    """ctrl_variable trains on rows drawn with replacement (the variant that forms induction, controls_bench's
+    docstring); distinct_rows=True gives rows whose only recurrence is the copy."""
+    from llm_dynamics_kit.copying.controls_bench import CONTROL_MODEL, PROFILES, repeat_control_source
 
+    assert not PROFILES["full"].distinct_rows and PROFILES["full"].copied_context == 2
+    shape = (CONTROL_MODEL["batch"], CONTROL_MODEL["seq_len"] + 1)
     source, seq_len = repeat_control_source("ctrl_variable", POOL, seed=0)
     batch = next(source)
-    assert seq_len == CONTROL_MODEL["seq_len"] and batch.shape == (CONTROL_MODEL["batch"], seq_len + 1)
-    assert all(np.unique(row, return_counts=True)[1].max() == 2 for row in batch)
+    assert seq_len == CONTROL_MODEL["seq_len"] and batch.shape == shape
+    assert any(np.unique(row, return_counts=True)[1].max() > 2 for row in batch)  # chance recurrences
+    source, _ = repeat_control_source("ctrl_variable", POOL, seed=0, distinct_rows=True)
+    assert all(np.unique(row, return_counts=True)[1].max() == 2 for row in next(source))
+    fixed, fixed_len = repeat_control_source("ctrl_fixed", POOL, seed=0)
+    assert fixed_len == CONTROL_MODEL["seq_len"] - 1 and next(fixed).shape == (CONTROL_MODEL["batch"], fixed_len + 1)
+    with pytest.raises(ConfigError, match="not a repeat control"):
+        repeat_control_source("ctrl_shuffled", POOL, seed=0)
+
+
+class _TwoTokenInduction:
+    """The planted circuit, but it predicts a copy only once two tokens match (a wrong token 0 after one match)."""
+
+    @staticmethod
+    def wrap():
+        from .planted import PlantedInductionModel
+
+        class Model(PlantedInductionModel):
+            def logits(self, ids):
+                out = super().logits(ids).clone()
+                t = ids.shape[1]
+                earlier = torch.ones(t, t, dtype=torch.bool).tril(-1)
+                same = (ids[:, :, None] == ids[:, None, :]) & earlier  # (B, t, s): s < t holds the same token
+                prev = torch.zeros_like(same)
+                prev[:, 1:, 1:] = ids[:, :-1, None] == ids[:, None, :-1]  # and so did the tokens before t and s
+                one_only = same.any(-1) & ~(same & prev).any(-1)
+                out[one_only] = 0.0
+                out[..., 0] = torch.where(one_only, 100.0, out[..., 0])
+                return out
+
+        return Model(vocab_size=512, max_len=128)
+
+
+def test_copied_context_skips_the_ambiguous_second_copy_token():
+    from llm_dynamics_kit.copying.induction import probe_scores
+
+    pool, probes = np.arange(1, 512), [(16, 2), (9, 5)]  # lead-ins: the planted circuit needs a token before
+    model = _TwoTokenInduction.wrap()
+    one = probe_scores(model, probes, n_sequences=8, vocab_pool=pool, distinct=True)
+    two = probe_scores(model, probes, n_sequences=8, vocab_pool=pool, distinct=True, copied_context=2)
+    # wrong exactly at the copy's 2nd token: one scored token in 15 (length 16) and in 8 (length 9)
+    np.testing.assert_allclose(one.repeat_acc, [14 / 15, 7 / 8], atol=1e-9)
+    np.testing.assert_allclose(two.repeat_acc, [1.0, 1.0])
+    assert two.repeat_acc_first.tolist() == [0.0, 0.0] == one.repeat_acc_first.tolist()
+    record = two.as_record()
+    assert record["repeat_copied_context"] == 2 and record["repeat_acc_first"] == [0.0, 0.0]
+    from .planted import PlantedInductionModel  # the one-token circuit gets the 2nd token right
+
+    assert probe_scores(PlantedInductionModel(512, 128), probes, n_sequences=8, vocab_pool=pool, distinct=True,
+                        copied_context=2).repeat_acc_first.tolist() == [1.0, 1.0]
+    for bad in (0, 9):
+        with pytest.raises(ConfigError, match="copied_context"):
+            probe_scores(model, probes, n_sequences=2, vocab_pool=pool, copied_context=bad)
 
 
 def test_distinct_variable_repeats_recur_only_in_the_copy():
@@ -149,12 +203,13 @@ def test_evaluate_model_adapts_the_model_once(monkeypatch, tiny_model_config):
 
 
 def test_tracker_controls_are_scored_by_rule():
-    from llm_dynamics_kit.copying.claims import evaluate
+    from llm_dynamics_kit.copying.claims import evaluate, evaluate_controls
 
     base = {"arm": "control", "seed": 0, "steps": 3000, "probe_geometries": [[32, 0], [19, 11], [9, 21]],
             "copy_step": float("nan"), "max_copy_acc": 0.0}
     rows = [
-        {**base, "dataset": "ctrl_variable", "final_heldout_repeat_acc": 0.95, "final_repeat_acc": [0.99, 0.96, 0.95],
+        {**base, "dataset": "ctrl_variable", "final_heldout_repeat_acc": 0.95, "copied_context": 2,
+         "final_heldout_repeat_acc_first": 0.3, "final_repeat_acc": [0.99, 0.96, 0.95],
          "final_induction_min_max": 0.6, "induction_min_layer": 1, "final_previous_token_max": 0.8,
          "previous_token_layer": 0, "induction_onset_layer0": float("nan"), "induction_onset_layer1": 800},
         {**base, "dataset": "ctrl_fixed", "final_repeat_acc": [1.0, 0.0, 0.0], "final_induction_min_max": 0.02,
@@ -163,15 +218,17 @@ def test_tracker_controls_are_scored_by_rule():
         {**base, "dataset": "ctrl_shuffled", "final_repeat_acc": [0.01, 0.0, 0.02], "final_repeat_acc_min": 0.0,
          "induction_onset_layer0": float("nan"), "induction_onset_layer1": float("nan")},
     ]
-    claims, controls = evaluate({"config": {}, "rows": rows})
+    assert evaluate({"config": {}, "rows": rows}) == ([], [])  # llm.copying leaves its old ctrl rows alone
+    claims, controls = evaluate_controls({"config": {}, "rows": rows})
+    assert "from copy token 3 on" in controls[0]["expect"] and "one copied token in context: 0.3" in controls[0]["observed"]
     assert claims == [] and [(c["id"], c["passed"]) for c in controls] == [
         ("copying-pos-variable-repeats-seed0", True), ("copying-neg-fixed-offset-seed0", True),
         ("copying-neg-shuffled-seed0", True)]
     flipped = [{**rows[0], "previous_token_layer": 1}, {**rows[1], "induction_onset_layer1": 100},
                {**rows[2], "final_repeat_acc": [0.5, 0.0, 0.0]}]
-    assert not any(c["passed"] for c in evaluate({"config": {}, "rows": flipped})[1])
+    assert not any(c["passed"] for c in evaluate_controls({"config": {}, "rows": flipped})[1])
     untrained = {**rows[1], "final_repeat_acc": [0.05, 0.0, 0.0]}  # learned nothing: the negative shows nothing
-    assert not evaluate({"config": {}, "rows": [untrained]})[1][0]["passed"]
+    assert not evaluate_controls({"config": {}, "rows": [untrained]})[1][0]["passed"]
 
 
 def test_log_grid():
@@ -182,3 +239,25 @@ def test_log_grid():
     assert log_grid(5, 16, first=10) == [5]
     with pytest.raises(ConfigError):
         log_grid(0)
+
+
+@pytest.mark.slow
+def test_controls_benchmark_quick_profile_writes_rows_figures_and_verdicts(tmp_path, isolated_cache, monkeypatch):
+    import json
+
+    from llm_dynamics_kit.copying.controls_bench import BENCHMARK
+    from shared.benchmarks import run_benchmark
+
+    monkeypatch.delenv("PAPERKITS_DATA", raising=False)
+    data = json.loads(run_benchmark(BENCHMARK, profile="quick", out=tmp_path).read_text())
+    assert data["benchmark"] == "copying_controls" and data["claims"] == []
+    assert sorted(r["dataset"] for r in data["rows"]) == ["ctrl_fixed", "ctrl_shuffled", "ctrl_variable"]
+    assert [c["id"] for c in data["controls"]] == ["copying-pos-variable-repeats-seed0", "copying-neg-fixed-offset-seed0",
+                                                  "copying-neg-shuffled-seed0"]
+    positive = next(r for r in data["rows"] if r["dataset"] == "ctrl_variable")
+    assert positive["copied_context"] == 2 and positive["steps"] == 60 and 0 <= positive["final_heldout_repeat_acc"] <= 1
+    assert not data["controls"][0]["passed"]  # 60 steps learn no induction: the positive control must say so
+    assert {f["path"] for f in data["figures"]} == {"copying_controls_positive.png",
+                                                    "copying_controls_positive_induction.png"}
+    for fig in data["figures"]:
+        assert (tmp_path / "llm" / fig["path"]).is_file()

@@ -50,6 +50,7 @@ class RoutingReport:
     width: np.ndarray | None = None  # (L, T_total) activated hidden units Σ_{i∈E_t} h_i per position
     n_experts: np.ndarray | None = None  # (L, T_total) experts activated per position
     position_labels: np.ndarray | None = None  # (T_total,) the user's class of each position (or None)
+    active: np.ndarray | None = None  # (L, T_total, N) 1 where expert i is active at a position
 
     def size_activation_rho(self) -> np.ndarray:
         """(L,) Spearman ρ(expert size, activation fraction) per layer (NaN for equal sizes)."""
@@ -61,6 +62,8 @@ class RoutingReport:
 
         Labels are the user's own token classes (``labels`` of :func:`routing_report`); negative labels are
         skipped (positions not to analyse). ``names`` maps label ids to names (default: ``str(label)``).
+        ``expert_fractions`` (per layer, per expert: the share of the class's positions that activate it) shows
+        *which* experts serve a class — how many parameters it can store in, not only how wide each token is.
         """
         if self.position_labels is None:
             raise ConfigError("this report has no position labels: pass labels= to routing_report")
@@ -74,6 +77,8 @@ class RoutingReport:
                 "gate_weighted_size": self.gate_weighted_size[:, sel].mean(1).tolist(),
                 "experts_per_token": self.n_experts[:, sel].mean(1).tolist(),
             }
+            if self.active is not None:
+                out[name]["expert_fractions"] = self.active[:, sel].mean(1).round(4).tolist()
         return out
 
 
@@ -120,6 +125,7 @@ def routing_report(model: Transformer, tokens: np.ndarray, seq_len: int, batch_s
         width=np.stack([(m * layer.size_tensor.cpu()).sum(-1).numpy() for m, layer in zip(mask, moe_layers)]),
         n_experts=np.stack([m.sum(-1).numpy() for m in mask]),
         position_labels=np.concatenate(labs) if labs else None,
+        active=np.stack([m.numpy() for m in mask]),
     )
 
 

@@ -53,6 +53,10 @@ def test_routing_by_label_and_layer():
     assert len(per["low"]["activated_hidden"]) == 2  # one entry per MoE layer
     sel = report.position_labels == 1
     assert per["high"]["experts_per_token"][1] == pytest.approx(report.n_experts[1, sel].mean())
+    # which experts serve a class: per layer, per expert; the shares sum to the class's experts per position
+    fractions = np.array(per["high"]["expert_fractions"])
+    assert fractions.shape == (2, 4)
+    assert fractions.sum(1) == pytest.approx(per["high"]["experts_per_token"], abs=1e-3)
     with pytest.raises(ConfigError, match="one entry per token"):
         routing_report(model, tokens, 16, labels=labels[:-1])
     with pytest.raises(ConfigError, match="no position labels"):

@@ -64,7 +64,8 @@ PROFILES: dict[str, dict[str, Any]] = {
                                       "add20": ["LightGCN", "DA-MRS+LightGCN"]},
                 "controls": {"densities": ["sparse", "dense"], "epochs": 150}},
     # full: early stopping (patience 10) under a 100-epoch cap, which on ml-100k (DA-MRS ~3 s, LightGCN ~1 s per
-    # epoch on a free core) is reached only by arms still improving (best_epoch says so); estimate ~1.5 h on 2 cores
+    # epoch on a free core) is reached only by arms still improving (best_epoch says so); measured pace at
+    # 0c86a3d: ~20 min per seed for the 25 arms on 2 cores, then the controls: ~2 h in all
     "full": {"epochs": 100, "controls": {"densities": ["sparse", "dense"], "epochs": 300}, "plan": {
         "clean": ["LightGCN", "DA-MRS+LightGCN", "MF-BPR", "DA-MRS+MF", "IIG", "DIIG", "DIIG+AU", "DIIG+AI",
                   "DIIG+AU+AI"],

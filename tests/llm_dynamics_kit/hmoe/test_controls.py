@@ -57,6 +57,13 @@ def test_routing_by_label_and_layer():
     fractions = np.array(per["high"]["expert_fractions"])
     assert fractions.shape == (2, 4)
     assert fractions.sum(1) == pytest.approx(per["high"]["experts_per_token"], abs=1e-3)
+    # with every position labelled, the classes' shares weighted by their sizes are the report's overall f_i
+    full = routing_report(model, tokens, 16, batch_size=4, max_batches=2, labels=(tokens >= 20).astype(int))
+    both = full.by_label()
+    n0, n1 = both["0"]["positions"], both["1"]["positions"]
+    pooled = (n0 * np.array(both["0"]["expert_fractions"]) + n1 * np.array(both["1"]["expert_fractions"])) / (n0 + n1)
+    assert pooled == pytest.approx(full.fractions, abs=1e-3)
+    assert not np.allclose(both["0"]["expert_fractions"], both["1"]["expert_fractions"])  # per class, not pooled
     with pytest.raises(ConfigError, match="one entry per token"):
         routing_report(model, tokens, 16, labels=labels[:-1])
     with pytest.raises(ConfigError, match="no position labels"):
